@@ -1,0 +1,67 @@
+"""KL schedules and the NaN guard."""
+
+import keras
+import numpy as np
+import pytest
+
+import vae_keras as vk
+from conftest import TOY_SHAPE, make_bar_images
+
+
+def test_warmup_is_linear_then_flat():
+    schedule = vk.KLWarmup(warmup_epochs=4, start=0.0, end=2.0)
+    assert [schedule.beta_at(e) for e in (0, 1, 2, 4, 10)] == [0.0, 0.5, 1.0, 2.0, 2.0]
+
+
+def test_cyclical_annealing_repeats_ramps_then_holds():
+    schedule = vk.CyclicalKLAnnealing(cycle_epochs=4, ramp_fraction=0.5, num_cycles=2)
+    values = [schedule.beta_at(e) for e in (0, 1, 2, 3, 4, 5, 6, 8, 9)]
+    assert values == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_warmup_sets_beta_during_fit_and_logs_it():
+    images = make_bar_images(256)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
+    model.compile()
+    history = model.fit(images, epochs=3, batch_size=64, verbose=0,
+                        callbacks=[vk.KLWarmup(warmup_epochs=2)])
+    # Logged at each epoch's end, after its last batch: progress 0.75, 1.75, then flat.
+    np.testing.assert_allclose(history.history["beta"], [0.375, 0.875, 1.0])
+    assert model.beta == 1.0
+
+
+def test_schedules_refuse_models_without_beta():
+    model = vk.Autoencoder(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(8,))
+    model.compile()
+    with pytest.raises(TypeError, match="beta"):
+        model.fit(make_bar_images(64), epochs=1, verbose=0, callbacks=[vk.KLWarmup(1)])
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_schedules_validate_their_arguments(bad):
+    with pytest.raises(ValueError):
+        vk.KLWarmup(warmup_epochs=bad)
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Writes a NaN into the encoder mid-epoch, as a diverging optimizer would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.optimizer.iterations.numpy() == self.epoch * 4 + 2:
+            kernel = self.model.encoder.layers[-1].kernel
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+
+def test_nan_loss_stops_training_with_a_message_and_restores_weights():
+    images = make_bar_images(256)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
+    model.compile()
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        model.fit(images, epochs=5, batch_size=64, verbose=0, callbacks=[PoisonWeights(epoch=1)])
+    weights = model.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    assert model.optimizer.iterations.numpy() == 8  # stopped at the end of the second epoch

@@ -1,0 +1,87 @@
+"""Data loading from IDX files and the tf.data pipeline."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+import vae_keras as vk
+from conftest import write_idx
+
+
+def test_read_idx_round_trips(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", array)
+    np.testing.assert_array_equal(vk.data.read_idx(tmp_path / "a.gz"), array)
+    with gzip.open(tmp_path / "junk.gz", "wb") as handle:
+        handle.write(b"PK\x03\x04 not idx")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        vk.data.read_idx(tmp_path / "junk.gz")
+
+
+def test_loader_returns_float_images_in_0_1_with_labels(fake_data_dir):
+    (x_train, y_train), (x_test, y_test) = vk.load_mnist(fake_data_dir)
+    assert x_train.shape == (700, 28, 28, 1) and x_test.shape == (100, 28, 28, 1)
+    assert x_train.dtype == np.float32 and 0.0 <= x_train.min() and x_train.max() <= 1.0
+    assert y_train.shape == (700,) and set(np.unique(y_test)) <= set(range(10))
+
+
+def test_data_dir_comes_from_the_environment_variable(fake_data_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_DATA", str(fake_data_dir))
+    (x_train, _), _ = vk.load_mnist()
+    assert len(x_train) == 700
+    # the dataset's own folder works too
+    (x_train, _), _ = vk.load_mnist(fake_data_dir / "mnist")
+    assert len(x_train) == 700
+
+
+def test_no_data_dir_falls_back_to_keras_download(monkeypatch):
+    import keras
+
+    monkeypatch.delenv("VAE_KERAS_DATA", raising=False)
+    calls = []
+
+    def fake_load_data():
+        calls.append(True)
+        return ((np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8)),
+                (np.full((2, 28, 28), 255, np.uint8), np.ones(2, np.uint8)))
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", fake_load_data)
+    _, (x_test, y_test) = vk.load_fashion_mnist()
+    assert calls and x_test.max() == 1.0 and x_test.shape == (2, 28, 28, 1)
+
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    with pytest.raises(RuntimeError, match="VAE_KERAS_DATA"):
+        vk.load_fashion_mnist()
+
+
+def test_dynamic_binarization_draws_new_binary_images_every_epoch():
+    images = np.full((64, 4, 4, 1), 0.5, np.float32)
+    dataset = vk.make_dataset(images, batch_size=64, shuffle=False, binarize=True, seed=0)
+    first, second = next(iter(dataset)).numpy(), next(iter(dataset)).numpy()
+    assert set(np.unique(first)) == {0.0, 1.0}
+    assert not np.array_equal(first, second)
+    assert abs(first.mean() - 0.5) < 0.05  # Bernoulli(0.5) pixels
+
+
+def test_pipeline_shuffles_batches_and_keeps_every_image():
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) / 10
+    batches = list(vk.make_dataset(images, batch_size=4, seed=1))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    values = np.concatenate([b.numpy().ravel() for b in batches])
+    assert sorted(values) == sorted(images.ravel()) and not np.array_equal(values, images.ravel())
+
+
+def test_fixed_binarization_is_repeatable():
+    images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
+    np.testing.assert_array_equal(vk.data.binarize(images, seed=3), vk.data.binarize(images, seed=3))
+
+
+def test_pipeline_argument_errors():
+    with pytest.raises(ValueError, match="channel axis"):
+        vk.make_dataset(np.zeros((4, 28, 28)))
+    with pytest.raises(ValueError, match="255"):
+        vk.make_dataset(np.full((4, 2, 2, 1), 9.0), binarize=True)

@@ -1,0 +1,138 @@
+"""Every documented error: bad input gets a ValueError/TypeError that names the fix."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+import vae_keras as vk
+from conftest import TOY_SHAPE
+
+
+@pytest.fixture(scope="module")
+def model():
+    vae = vk.VAE(latent_dim=2)
+    vae.compile()
+    return vae
+
+
+GOOD = np.zeros((4, 28, 28, 1), np.float32)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((4, 28, 28), np.float32), r"images\[\.\.\., None\]"),
+    (np.zeros((28, 28, 1), np.float32), r"images\[None\]"),
+    (np.zeros((4, 784), np.float32), "reshape"),
+    (np.zeros((4, 32, 32, 1), np.float32), r"\(batch, 28, 28, 1\)"),
+    (np.zeros((4, 28, 28, 1), np.uint8), "/ 255"),
+    (np.full((4, 28, 28, 1), 255.0, np.float32), "divide by 255"),
+    (np.full((4, 28, 28, 1), -0.5, np.float32), r"\[0, 1\]"),
+    (np.full((4, 28, 28, 1), np.nan, np.float32), "NaN"),
+])
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict", "encode", "elbo"])
+def test_bad_images_get_a_clear_value_error(model, images, message, method):
+    with pytest.raises(ValueError, match=message):
+        if method == "fit":
+            model.fit(images, epochs=1, verbose=0)
+        elif method in ("evaluate", "predict"):
+            getattr(model, method)(images, verbose=0)
+        else:
+            getattr(model, method)(images)
+
+
+def test_bad_validation_data_and_datasets_are_caught_before_training(model):
+    with pytest.raises(ValueError, match="validation images"):
+        model.fit(GOOD, epochs=1, verbose=0, validation_data=(GOOD + 2.0,))
+    dataset = tf.data.Dataset.from_tensor_slices(np.zeros((8, 28, 28), np.float32)).batch(4)
+    with pytest.raises(ValueError, match="channel axis"):
+        model.fit(dataset, epochs=1, verbose=0)
+    raw = tf.data.Dataset.from_tensor_slices(np.full((8, 28, 28, 1), 200.0, np.float32)).batch(4)
+    with pytest.raises(ValueError, match="first dataset batch"):
+        model.fit(raw, epochs=1, verbose=0)
+
+
+def test_not_images_is_a_type_error(model):
+    with pytest.raises(TypeError, match="NumPy array"):
+        model.fit("mnist.npz", epochs=1, verbose=0)
+
+
+def test_gaussian_likelihood_accepts_values_outside_0_1():
+    vae = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, likelihood="gaussian", hidden_units=(8,))
+    vae.check_images(np.full((2, 8, 8, 1), 3.0, np.float32))
+
+
+@pytest.mark.parametrize("latent_dim, error", [(0, ValueError), (-3, ValueError),
+                                               (2.5, TypeError), ("2", TypeError)])
+def test_latent_dim_must_be_a_positive_integer(latent_dim, error):
+    with pytest.raises(error, match="latent_dim"):
+        vk.VAE(latent_dim=latent_dim)
+    with pytest.raises(error, match="latent_dim"):
+        vk.Autoencoder(latent_dim=latent_dim)
+
+
+def test_unknown_names_list_the_choices():
+    with pytest.raises(ValueError, match=r"\['bernoulli', 'gaussian'\]"):
+        vk.VAE(latent_dim=2, likelihood="poisson")
+    with pytest.raises(ValueError, match=r"\['dense', 'conv'\]"):
+        vk.VAE(latent_dim=2, architecture="resnet")
+    with pytest.raises(ValueError, match="fashion_mnist"):
+        vk.data.load_dataset("cifar10", data_dir="/nonexistent")
+
+
+def test_construction_errors():
+    with pytest.raises(ValueError, match="latent_dim"):
+        vk.VAE()
+    with pytest.raises(ValueError, match="both an encoder and a decoder"):
+        vk.VAE(vk.build_encoder("dense", 2))
+    with pytest.raises(TypeError, match="keras.Model"):
+        vk.VAE("encoder", "decoder")
+    with pytest.raises(ValueError, match="z_mean, z_log_var"):
+        vk.VAE(vk.build_encoder("dense", 2, variational=False), vk.build_decoder("dense", 2))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        vk.VAE(latent_dim=2, architecture="conv", image_shape=(30, 30, 1))
+    with pytest.raises(ValueError, match="beta"):
+        vk.VAE(latent_dim=2, beta=-1.0)
+    with pytest.raises(ValueError, match="without loss="):
+        vk.VAE(latent_dim=2).compile(loss="mse")
+
+
+def test_decoder_must_fit_the_encoder_and_the_likelihood():
+    encoder = vk.build_encoder("dense", 3)
+    with pytest.raises(ValueError, match=r"\(batch, 3\)"):
+        vk.VAE(encoder, vk.build_decoder("dense", 3, image_shape=(14, 14, 1)))
+    codes = keras.Input(shape=(3,))
+    probabilities = layers.Reshape((28, 28, 1))(layers.Dense(784, activation="sigmoid")(codes))
+    with pytest.raises(ValueError, match="sigmoid"):
+        vk.VAE(encoder, keras.Model(codes, probabilities))
+    vk.VAE(encoder, keras.Model(codes, probabilities), likelihood="gaussian")  # fine: means
+
+
+def test_decode_and_sample_check_their_arguments(model):
+    with pytest.raises(ValueError, match=r"z\[None\]"):
+        model.decode(np.zeros(2))
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        model.decode(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=">= 1"):
+        model.sample(0)
+    with pytest.raises(TypeError, match="whole number"):
+        model.sample(2.5)
+    with pytest.raises(ValueError, match="num_samples"):
+        model.nll(GOOD, num_samples=0)
+
+
+def test_missing_data_files_are_named_with_their_origin(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    with pytest.raises(ValueError) as raised:
+        vk.load_mnist(tmp_path)
+    message = str(raised.value)
+    assert "t10k-images-idx3-ubyte.gz" in message and "LeCun" in message
+    assert "VAE_KERAS_DATA" in message and "train-images-idx3-ubyte.gz" not in message
+
+
+def test_a_non_tensorflow_backend_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    for build in (lambda: vk.VAE(latent_dim=2), lambda: vk.Autoencoder(latent_dim=2)):
+        with pytest.raises(RuntimeError, match="KERAS_BACKEND=tensorflow"):
+            build()

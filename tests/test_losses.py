@@ -1,0 +1,115 @@
+"""The ELBO's terms against NumPy and TensorFlow Probability references."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow_probability as tfp
+from keras import ops
+
+from vae_keras import losses
+
+tfd = tfp.distributions
+RNG = np.random.default_rng(0)
+
+
+def numpy_kl(mean, log_var):
+    return 0.5 * np.sum(mean**2 + np.exp(log_var) - 1.0 - log_var, axis=-1)
+
+
+def test_kl_is_exactly_zero_at_the_prior():
+    zeros = np.zeros((4, 3), np.float32)
+    np.testing.assert_array_equal(ops.convert_to_numpy(losses.gaussian_kl(zeros, zeros)), 0.0)
+
+
+def test_kl_is_positive_away_from_the_prior_and_never_negative():
+    mean = RNG.normal(size=(1000, 5)).astype(np.float32)
+    log_var = RNG.normal(scale=2.0, size=(1000, 5)).astype(np.float32)
+    kl = ops.convert_to_numpy(losses.gaussian_kl(mean, log_var))
+    assert np.all(kl > 0)
+    # Tiny log-variances, where the naive formula can round below zero.
+    tiny = np.linspace(-1e-3, 1e-3, 2001, dtype=np.float32).reshape(-1, 1)
+    assert np.all(ops.convert_to_numpy(losses.gaussian_kl(np.zeros_like(tiny), tiny)) >= 0)
+
+
+def test_kl_matches_numpy_and_tfp():
+    mean = RNG.normal(size=(64, 4)).astype(np.float32)
+    log_var = RNG.normal(size=(64, 4)).astype(np.float32)
+    ours = ops.convert_to_numpy(losses.gaussian_kl(mean, log_var))
+    np.testing.assert_allclose(ours, numpy_kl(mean, log_var), rtol=1e-5, atol=1e-5)
+    posterior = tfd.MultivariateNormalDiag(mean, np.exp(0.5 * log_var))
+    prior = tfd.MultivariateNormalDiag(np.zeros_like(mean))
+    np.testing.assert_allclose(ours, tfd.kl_divergence(posterior, prior).numpy(), rtol=1e-4)
+
+
+def test_monte_carlo_kl_agrees_with_the_closed_form():
+    mean = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
+    log_var = np.array([[0.0, -1.0], [0.5, 1.0]], np.float32)
+    estimate = losses.monte_carlo_kl(mean, log_var, num_samples=20000, seed=1)
+    np.testing.assert_allclose(estimate, numpy_kl(mean, log_var), atol=0.05)
+
+
+def test_bernoulli_log_likelihood_matches_tfp_and_is_stable():
+    images = (RNG.random((16, 4, 4, 1)) < 0.5).astype(np.float32)
+    logits = RNG.normal(scale=3.0, size=images.shape).astype(np.float32)
+    ours = ops.convert_to_numpy(losses.bernoulli_log_likelihood(images, logits))
+    reference = tfd.Bernoulli(logits=logits).log_prob(images).numpy().sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(ours, reference, rtol=1e-5)
+    extreme = np.array([[[[-200.0], [200.0]]]], np.float32)  # a naive log(sigmoid) gives -inf
+    value = ops.convert_to_numpy(losses.bernoulli_log_likelihood(np.array([[[[1.0], [0.0]]]]), extreme))
+    np.testing.assert_allclose(value, [-400.0], rtol=1e-6)
+
+
+def test_bernoulli_on_gray_pixels_is_negative_binary_cross_entropy():
+    images = RNG.random((3, 5, 5, 1)).astype(np.float32)
+    logits = RNG.normal(size=images.shape).astype(np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    bce = -(images * np.log(p) + (1 - images) * np.log(1 - p)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.bernoulli_log_likelihood(images, logits)),
+                               -bce, rtol=1e-4)
+
+
+@pytest.mark.parametrize("log_scale", [math.log(0.1), 0.0, 1.0])
+def test_gaussian_log_likelihood_matches_tfp(log_scale):
+    images = RNG.random((8, 3, 3, 1)).astype(np.float32)
+    mean = RNG.random(images.shape).astype(np.float32)
+    ours = ops.convert_to_numpy(losses.gaussian_log_likelihood(images, mean, log_scale))
+    reference = tfd.Normal(mean, math.exp(log_scale)).log_prob(images).numpy().sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(ours, reference, rtol=1e-5)
+
+
+def test_reconstruction_log_likelihood_dispatches_and_rejects_unknown_names():
+    images = np.full((2, 2, 2, 1), 0.5, np.float32)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(losses.reconstruction_log_likelihood(images, images * 0, "bernoulli")),
+        [-4 * math.log(2)] * 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="bernoulli"):
+        losses.reconstruction_log_likelihood(images, images, "poisson")
+
+
+def test_log_probs_match_tfp():
+    z = RNG.normal(size=(10, 3)).astype(np.float32)
+    mean = RNG.normal(size=(10, 3)).astype(np.float32)
+    log_var = RNG.normal(size=(10, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(losses.standard_normal_log_prob(z)),
+        tfd.MultivariateNormalDiag(np.zeros(3, np.float32)).log_prob(z).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(losses.diagonal_gaussian_log_prob(z, mean, log_var)),
+        tfd.MultivariateNormalDiag(mean, np.exp(0.5 * log_var)).log_prob(z).numpy(), rtol=1e-5)
+
+
+def test_importance_weighted_bound_is_log_mean_exp():
+    log_weights = RNG.normal(scale=50.0, size=(7, 5)).astype(np.float64)
+    expected = np.log(np.mean(np.exp(log_weights - log_weights.max(0)), axis=0)) + log_weights.max(0)
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.importance_weighted_bound(log_weights)),
+                               expected, rtol=1e-10)
+    # Jensen: the bound is at least the mean of the log-weights (the K=1 ELBO estimate).
+    assert np.all(ops.convert_to_numpy(losses.importance_weighted_bound(log_weights))
+                  >= log_weights.mean(axis=0))
+
+
+def test_elbo_and_bits_per_dim():
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.elbo(np.array([-90.0]), np.array([10.0]))),
+                               [-100.0])
+    assert losses.nats_to_bits_per_dim(784 * math.log(2), 784) == pytest.approx(1.0)

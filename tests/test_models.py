@@ -1,0 +1,146 @@
+"""The models: shapes, both ways of building, training, Keras workflows, save/load."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import vae_keras as vk
+from conftest import TOY_SHAPE, make_bar_images
+
+
+@pytest.mark.parametrize("architecture", ["dense", "conv"])
+@pytest.mark.parametrize("latent_dim", [1, 2, 7])
+def test_default_architectures_have_the_right_shapes(architecture, latent_dim):
+    model = vk.VAE(latent_dim=latent_dim, architecture=architecture)
+    images = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    z_mean, z_log_var = model.encode(images)
+    assert z_mean.shape == z_log_var.shape == (3, latent_dim)
+    assert model.decode(z_mean).shape == (3, 28, 28, 1)
+    assert model.predict(images, verbose=0).shape == (3, 28, 28, 1)
+    samples = model.sample(5, seed=0)
+    assert samples.shape == (5, 28, 28, 1) and samples.min() >= 0 and samples.max() <= 1
+
+
+def keras_example_encoder(latent_dim=2):
+    """The encoder as the Keras VAE example writes it: outputs [z_mean, z_log_var, z]."""
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(inputs)
+    x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Dense(16, activation="relu")(layers.Flatten()(x))
+    z_mean = layers.Dense(latent_dim)(x)
+    z_log_var = layers.Dense(latent_dim)(x)
+    return keras.Model(inputs, [z_mean, z_log_var, vk.Sampling()([z_mean, z_log_var])])
+
+
+def logits_decoder(latent_dim=2):
+    codes = keras.Input(shape=(latent_dim,))
+    x = layers.Dense(7 * 7 * 16, activation="relu")(codes)
+    x = layers.Reshape((7, 7, 16))(x)
+    x = layers.Conv2DTranspose(16, 3, strides=4, padding="same", activation="relu")(x)
+    return keras.Model(codes, layers.Conv2D(1, 3, padding="same")(x))
+
+
+def test_vae_from_a_users_encoder_and_decoder_trains_saves_and_loads(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = vk.VAE(keras_example_encoder(), logits_decoder())
+    assert model.latent_dim == 2 and model.image_shape == (28, 28, 1)
+    images = (np.random.default_rng(0).random((64, 28, 28, 1)) < 0.3).astype(np.float32)
+    model.compile()
+    model.fit(images, epochs=1, batch_size=32, verbose=0)
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(images[:4], verbose=0),
+                               model.predict(images[:4], verbose=0), atol=1e-6)
+
+
+def test_short_fit_reduces_the_loss_and_reports_all_terms():
+    keras.utils.set_random_seed(1)
+    images = make_bar_images(1024)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(64,))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(images, epochs=5, batch_size=64, validation_data=images[:128], verbose=0)
+    logs = history.history
+    assert set(logs) >= {"loss", "reconstruction_loss", "kl_loss", "val_loss", "val_kl_loss"}
+    assert logs["loss"][-1] < 0.8 * logs["loss"][0]
+    np.testing.assert_allclose(np.array(logs["loss"]),
+                               np.array(logs["reconstruction_loss"]) + np.array(logs["kl_loss"]),
+                               rtol=1e-4)
+    assert all(kl >= 0 for kl in logs["kl_loss"])
+    results = model.evaluate(images[:128], verbose=0, return_dict=True)
+    assert results["loss"] == pytest.approx(results["reconstruction_loss"] + results["kl_loss"], rel=1e-4)
+
+
+def test_fit_accepts_a_dataset_and_label_pairs():
+    images = make_bar_images(256)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
+    model.compile()
+    model.fit(vk.make_dataset(images, 64, binarize=True, seed=0), epochs=1, verbose=0)
+    model.fit(images, np.zeros(len(images)), epochs=1, verbose=0, validation_data=(images, images))
+
+
+def test_beta_weights_the_kl_term_and_can_change_between_batches():
+    images = make_bar_images(64)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, beta=0.0, seed=3)
+    terms = {k: float(v) for k, v in model.compute_loss_terms(images).items()}
+    assert terms["loss"] == pytest.approx(terms["reconstruction_loss"])
+    model.beta = 4.0
+    terms = {k: float(v) for k, v in model.compute_loss_terms(images).items()}
+    assert terms["loss"] == pytest.approx(terms["reconstruction_loss"] + 4.0 * terms["kl_loss"], rel=1e-5)
+
+
+def test_gaussian_likelihood_trains_on_real_valued_pixels():
+    keras.utils.set_random_seed(2)
+    images = make_bar_images(512) * 0.8 + 0.1
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, likelihood="gaussian", hidden_units=(32,))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(images, epochs=3, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    means = model.reconstruct(images[:4])
+    assert means.min() >= 0 and means.max() <= 1  # the default Gaussian decoder ends in a sigmoid
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_vae_save_and_load_round_trip_keeps_outputs_beta_and_optimizer(tmp_path, likelihood):
+    keras.utils.set_random_seed(0)
+    images = make_bar_images(128)
+    model = vk.VAE(latent_dim=3, image_shape=TOY_SHAPE, likelihood=likelihood, beta=0.5)
+    model.compile()
+    model.fit(images, epochs=1, verbose=0)
+    model.beta = 0.75
+    model.save(tmp_path / "vae.keras")
+    loaded = keras.models.load_model(tmp_path / "vae.keras")
+    assert isinstance(loaded, vk.VAE) and loaded.likelihood == likelihood
+    assert loaded.beta == pytest.approx(0.75)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    np.testing.assert_array_equal(loaded.encode(images)[1], model.encode(images)[1])
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
+    loaded.fit(images, epochs=1, verbose=0)  # and it can keep training
+
+
+def test_autoencoder_trains_and_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    images = make_bar_images(512)
+    model = vk.Autoencoder(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(32,))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(images, epochs=4, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.encode(images).shape == (512, 2)
+    model.save(tmp_path / "ae.keras")
+    loaded = keras.models.load_model(tmp_path / "ae.keras")
+    np.testing.assert_array_equal(loaded.reconstruct(images[:8]), model.reconstruct(images[:8]))
+
+
+def test_conv_autoencoder_shapes():
+    model = vk.Autoencoder(latent_dim=4, architecture="conv")
+    assert model.reconstruct(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 28, 28, 1)
+
+
+def test_elbo_and_nll_methods_agree_with_the_evaluation_module(trained_toy_vae):
+    model, images = trained_toy_vae
+    assert model.elbo(images, seed=0) == pytest.approx(
+        float(np.mean(vk.evaluation.elbo_per_image(model, images, seed=0))))
+    per_image = model.nll(images[:16], num_samples=20, per_image=True, seed=0)
+    assert per_image.shape == (16,)
+    assert model.nll(images[:16], num_samples=20, seed=0) == pytest.approx(float(per_image.mean()))

@@ -1,0 +1,42 @@
+"""vae_keras: Variational Autoencoders with Keras 3 and TensorFlow.
+
+The pieces, one module each:
+
+- ``layers``: :class:`Sampling`, the reparameterization trick.
+- ``architectures``: dense and convolutional encoder/decoder builders.
+- ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
+- ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
+- ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
+- ``callbacks``: KL warm-up, cyclical annealing, NaN guard.
+- ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
+- ``latent``: interpolation and latent arithmetic.
+- ``plotting``: figures that return a ``Figure``.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (CPU feature notes) is noise for learners.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from vae_keras import (  # noqa: E402
+    architectures,
+    callbacks,
+    data,
+    evaluation,
+    latent,
+    losses,
+    plotting,
+)
+from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
+from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
+from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
+from vae_keras.layers import Sampling  # noqa: E402
+from vae_keras.models import VAE, Autoencoder  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
+    "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
+    "architectures", "callbacks", "data", "evaluation", "latent", "losses", "plotting",
+]

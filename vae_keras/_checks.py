@@ -1,0 +1,171 @@
+"""Argument checks shared by the library.
+
+Every check raises a ``ValueError`` or ``TypeError`` whose message says what was
+wrong and how to fix it, so that a learner never has to read a TensorFlow
+traceback to find out that the images were uint8.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHITECTURES = ("dense", "conv")
+
+
+def require_tensorflow_backend():
+    """Raise if Keras runs on a backend other than TensorFlow.
+
+    The models override ``train_step`` with ``tf.GradientTape``, which only the
+    TensorFlow backend executes.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"vae_keras trains with tf.GradientTape and needs the TensorFlow backend of "
+            f"Keras, but Keras is running on {backend!r}. Set the environment variable "
+            f"KERAS_BACKEND=tensorflow before Python starts (or before the first "
+            f"`import keras`) and restart the kernel."
+        )
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` lower-cased if it is one of ``choices``; raise otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {list(choices)}; got {value!r}.")
+    normalized = value.lower().replace("-", "_")
+    if normalized not in choices:
+        raise ValueError(f"Unknown {name} {value!r}: choose one of {list(choices)}.")
+    return normalized
+
+
+def check_latent_dim(latent_dim):
+    """Return ``latent_dim`` as an int >= 1; raise a clear error otherwise."""
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, numbers.Integral):
+        raise TypeError(f"latent_dim must be a whole number >= 1, got {latent_dim!r}.")
+    if latent_dim < 1:
+        raise ValueError(
+            f"latent_dim must be >= 1 (the number of latent variables), got {latent_dim}. "
+            f"Use latent_dim=2 to plot the code space, 8-64 for good likelihoods."
+        )
+    return int(latent_dim)
+
+
+def check_positive(name, value, allow_zero=False):
+    """Return ``value`` as a float that is > 0 (or >= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
+    return float(value)
+
+
+def _shape_hint(shape, image_shape):
+    """Suggest the reshaping that turns ``shape`` into (batch,) + image_shape."""
+    shape = tuple(shape)
+    if shape == tuple(image_shape):
+        return "This is a single image: add a batch axis with images[None]."
+    if len(shape) == len(image_shape) and tuple(shape[1:]) == tuple(image_shape[:-1]):
+        return "Add the channel axis with images[..., None] (or np.expand_dims(images, -1))."
+    if len(shape) == 2 and shape[1] == int(np.prod(image_shape)):
+        return f"Flat vectors: reshape with images.reshape((-1,) + {tuple(image_shape)})."
+    return f"Reshape them to (batch,) + {tuple(image_shape)}."
+
+
+def check_image_shape(shape, image_shape, what="images"):
+    """Raise a ValueError unless ``shape`` is ``(batch,) + image_shape``.
+
+    ``shape`` may contain None for unknown dimensions (tf.data element specs).
+    """
+    shape = tuple(shape)
+    expected = (None,) + tuple(image_shape)
+    matches = len(shape) == len(expected) and all(
+        got is None or got == want for got, want in zip(shape[1:], expected[1:])
+    )
+    if not matches:
+        raise ValueError(
+            f"{what} have shape {shape}, but this model takes batches of shape "
+            f"(batch, {', '.join(str(d) for d in image_shape)}). "
+            + _shape_hint(shape, image_shape)
+        )
+
+
+def check_pixel_values(array, likelihood, what="images"):
+    """Raise a ValueError for integer pixels, NaNs, or values outside [0, 1] (Bernoulli)."""
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        raise ValueError(
+            f"{what} have integer dtype {array.dtype}; the model expects float pixels in "
+            f"[0, 1]. Convert them with images.astype('float32') / 255."
+        )
+    if array.size == 0:
+        raise ValueError(f"{what} are empty (shape {array.shape}); pass at least one image.")
+    low, high = float(np.min(array)), float(np.max(array))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{what} contain NaN or infinite values; clean the data first.")
+    if likelihood == "bernoulli" and (low < 0.0 or high > 1.0):
+        hint = (
+            " They look like raw 0-255 pixels: divide by 255."
+            if high > 1.0 and high <= 255.0 and low >= 0.0
+            else ""
+        )
+        raise ValueError(
+            f"{what} have values in [{low:g}, {high:g}], but the Bernoulli likelihood "
+            f"needs pixel values in [0, 1].{hint} For real-valued data use "
+            f"likelihood='gaussian'."
+        )
+
+
+def _as_numpy(data):
+    if isinstance(data, np.ndarray):
+        return data
+    if tf.is_tensor(data):
+        return data.numpy() if hasattr(data, "numpy") else None
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], numbers.Number):
+        return np.asarray(data)
+    return None
+
+
+def check_images(data, image_shape, likelihood, what="images"):
+    """Check a batch of images (NumPy array, tensor or tf.data.Dataset) before use.
+
+    Arrays are checked completely; a ``tf.data.Dataset`` is checked through its
+    element spec (shape) and its first batch (values). Other inputs, such as
+    generators or ``keras.utils.PyDataset``, are passed through unchecked.
+
+    Args:
+        data: the images, or what ``fit``/``evaluate``/``predict`` receive as ``x``.
+        image_shape: the shape of one image the model expects, e.g. ``(28, 28, 1)``.
+        likelihood: ``"bernoulli"`` (pixels must lie in [0, 1]) or ``"gaussian"``.
+        what: how to name the data in an error message.
+
+    Raises:
+        TypeError: if ``data`` is not images at all (a string, a dict, ...).
+        ValueError: wrong shape or rank, integer pixels, NaNs, or values outside
+            [0, 1] with the Bernoulli likelihood.
+    """
+    if data is None:
+        raise ValueError(f"{what} are None; pass an array of shape (batch,) + {image_shape}.")
+    if isinstance(data, (str, bytes, dict)):
+        raise TypeError(
+            f"{what} must be a NumPy array, a tensor or a tf.data.Dataset of images, "
+            f"got {type(data).__name__}."
+        )
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if isinstance(spec, (tuple, list)):
+            spec = spec[0]
+        if not isinstance(spec, tf.TensorSpec):
+            return
+        check_image_shape(spec.shape.as_list(), image_shape, what=f"{what} (dataset batches)")
+        for first in data.take(1):
+            first = first[0] if isinstance(first, (tuple, list)) else first
+            check_pixel_values(first.numpy(), likelihood, what=f"{what} (first dataset batch)")
+        return
+    array = _as_numpy(data)
+    if array is None:
+        return
+    check_image_shape(array.shape, image_shape, what=what)
+    check_pixel_values(array, likelihood, what=what)

@@ -1,0 +1,124 @@
+"""Training callbacks: KL-weight schedules and a guard against NaN losses.
+
+Posterior collapse, where the KL term wins early and the decoder learns to
+ignore the code, is the most common complaint about VAE tutorials. Starting
+with a small KL weight ``beta`` and raising it (warm-up, Bowman et al. 2016;
+cyclical annealing, Fu et al. 2019) is the usual fix. Both schedules here set
+``model.beta`` before every batch and record it in the epoch logs as ``beta``.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from vae_keras import _checks
+
+
+class _KLSchedule(keras.callbacks.Callback):
+    """Sets ``model.beta`` from a function of training progress measured in epochs."""
+
+    def beta_at(self, epochs_done):
+        """The KL weight after ``epochs_done`` (fractional) epochs of training."""
+        raise NotImplementedError
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "beta"):
+            raise TypeError(
+                f"{type(self).__name__} sets the KL weight `beta` of a vae_keras.VAE, but "
+                f"the model being trained is a {type(self.model).__name__} without one."
+            )
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self.model.beta = self.beta_at(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps = self.params.get("steps") if self.params else None
+        if steps:
+            self.model.beta = self.beta_at(self._epoch + batch / steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta"] = self.model.beta
+
+
+class KLWarmup(_KLSchedule):
+    """Raises the KL weight linearly from ``start`` to ``end`` over ``warmup_epochs``.
+
+    Args:
+        warmup_epochs: epochs the ramp lasts (> 0); afterwards beta stays at ``end``.
+        start: the weight at the first batch (0 lets the decoder learn to use z first).
+        end: the final weight (1 gives the true ELBO).
+    """
+
+    def __init__(self, warmup_epochs, start=0.0, end=1.0):
+        super().__init__()
+        self.warmup_epochs = _checks.check_positive("warmup_epochs", warmup_epochs)
+        self.start = _checks.check_positive("start", start, allow_zero=True)
+        self.end = _checks.check_positive("end", end, allow_zero=True)
+
+    def beta_at(self, epochs_done):
+        fraction = min(1.0, epochs_done / self.warmup_epochs)
+        return self.start + (self.end - self.start) * fraction
+
+
+class CyclicalKLAnnealing(_KLSchedule):
+    """Repeats a warm-up: in each cycle beta rises from 0 to ``high``, then holds.
+
+    After Fu et al. (2019), "Cyclical Annealing Schedule: A Simple Approach to
+    Mitigating KL Vanishing". Each cycle lasts ``cycle_epochs``; beta rises
+    linearly during its first ``ramp_fraction`` and stays at ``high`` for the rest.
+    After ``num_cycles`` cycles (if given) beta stays at ``high``.
+
+    Args:
+        cycle_epochs: length of one cycle in epochs (> 0).
+        ramp_fraction: fraction of the cycle spent rising, in (0, 1].
+        high: the weight at the top of each cycle.
+        num_cycles: how many cycles to run; ``None`` cycles for the whole training.
+    """
+
+    def __init__(self, cycle_epochs, ramp_fraction=0.5, high=1.0, num_cycles=None):
+        super().__init__()
+        self.cycle_epochs = _checks.check_positive("cycle_epochs", cycle_epochs)
+        self.ramp_fraction = _checks.check_positive("ramp_fraction", ramp_fraction)
+        if self.ramp_fraction > 1:
+            raise ValueError(f"ramp_fraction must be in (0, 1], got {ramp_fraction}.")
+        self.high = _checks.check_positive("high", high, allow_zero=True)
+        self.num_cycles = None if num_cycles is None else int(num_cycles)
+
+    def beta_at(self, epochs_done):
+        cycle, position = divmod(epochs_done / self.cycle_epochs, 1.0)
+        if self.num_cycles is not None and cycle >= self.num_cycles:
+            return self.high
+        return self.high * min(1.0, position / self.ramp_fraction)
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training with a clear error when the epoch's loss is NaN or infinite.
+
+    At the start of every epoch it keeps a copy of the model's weights (a few MB
+    at most for these models); if the epoch ends with a non-finite loss it puts
+    that copy back, so the model is left usable rather than full of NaNs, and
+    raises ``FloatingPointError`` saying what to try. ``VAE.fit`` and
+    ``Autoencoder.fit`` add it automatically. The check runs once per epoch, not
+    per batch, so it does not slow the training loop.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start_weights = self.model.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(np.asarray(loss))):
+            return
+        self.model.set_weights(self._epoch_start_weights)
+        self.model.stop_training = True
+        raise FloatingPointError(
+            f"The training loss became {float(np.asarray(loss))} during epoch {epoch + 1}. "
+            f"Training stopped and the weights from the start of that epoch were restored "
+            f"(the optimizer's state may be damaged: compile again before more training). "
+            f"Usual causes: a learning rate that is too high (try 1e-3 or less), inputs with "
+            f"NaNs, or a Gaussian likelihood with a very small observation_scale."
+        )

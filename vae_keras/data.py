@@ -1,0 +1,194 @@
+"""MNIST and Fashion-MNIST loading, and tf.data input pipelines.
+
+The loaders read the original IDX gzip files (as published by the datasets'
+authors) from a data directory, so they work offline; with no directory they
+fall back to Keras's own download. The directory is, in order of precedence:
+
+1. the ``data_dir`` argument,
+2. the environment variable ``VAE_KERAS_DATA``.
+
+It holds one folder per dataset (``mnist/``, ``fashion-mnist/``) with the four
+files each; see ``data/README.md``.
+"""
+
+import gzip
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+DATA_DIR_VARIABLE = "VAE_KERAS_DATA"
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+DATASETS = {
+    # name: (folder in the data directory, keras.datasets module, where the files come from)
+    "mnist": ("mnist", "mnist", "MNIST by LeCun, Cortes and Burges"),
+    "fashion_mnist": ("fashion-mnist", "fashion_mnist",
+                      "Fashion-MNIST by Zalando Research (github.com/zalandoresearch/fashion-mnist)"),
+}
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
+               0x0D: np.float32, 0x0E: np.float64}
+
+
+def read_idx(path):
+    """Read one IDX file (gzip-compressed or not) into a NumPy array.
+
+    The format (LeCun's): two zero bytes, a type code, the number of dimensions,
+    one big-endian 32-bit size per dimension, then the data.
+
+    Raises:
+        ValueError: if the file is not in IDX format.
+    """
+    path = pathlib.Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number); re-download it.")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]]).newbyteorder(">")
+    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} values.")
+    return data.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def resolve_data_dir(data_dir=None):
+    """The data directory from the argument or ``VAE_KERAS_DATA``; None if neither is set."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_VARIABLE) or None
+    return None if data_dir is None else pathlib.Path(data_dir).expanduser()
+
+
+def _dataset_folder(data_dir, name):
+    folder, _, source = DATASETS[name]
+    candidates = [data_dir / folder, data_dir]  # the parent folder, or the dataset's own
+    for candidate in candidates:
+        if all((candidate / filename).is_file() for filename in IDX_FILES.values()):
+            return candidate
+    expected = data_dir / folder
+    missing = [f for f in IDX_FILES.values() if not (expected / f).is_file()]
+    raise ValueError(
+        f"The data directory {data_dir} lacks {name}: expected the IDX files "
+        f"{', '.join(missing)} in {expected}. They are the original files of {source}. "
+        f"Point the data_dir argument or the {DATA_DIR_VARIABLE} environment variable at a "
+        f"folder holding '{folder}/', or leave both unset to let Keras download the data."
+    )
+
+
+def _to_float_images(images):
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+def load_dataset(name, data_dir=None):
+    """Load a dataset's standard train/test split as float32 images in [0, 1].
+
+    Args:
+        name: ``"mnist"`` or ``"fashion_mnist"``.
+        data_dir: folder holding ``mnist/`` and ``fashion-mnist/`` with the IDX
+            files; default ``$VAE_KERAS_DATA``; if neither is set, Keras downloads.
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))`` with images of shape
+        ``(n, 28, 28, 1)`` float32 in [0, 1] and integer labels 0-9 of shape ``(n,)``.
+
+    Raises:
+        ValueError: unknown name, or a data directory without the expected files.
+        RuntimeError: no data directory and Keras could not download the data.
+    """
+    from vae_keras import _checks
+
+    name = _checks.check_choice("dataset", name, tuple(DATASETS))
+    data_dir = resolve_data_dir(data_dir)
+    if data_dir is not None:
+        folder = _dataset_folder(data_dir, name)
+        arrays = {key: read_idx(folder / filename) for key, filename in IDX_FILES.items()}
+        x_train, y_train = arrays["train_images"], arrays["train_labels"]
+        x_test, y_test = arrays["test_images"], arrays["test_labels"]
+    else:
+        import keras
+
+        module = getattr(keras.datasets, DATASETS[name][1])
+        try:
+            (x_train, y_train), (x_test, y_test) = module.load_data()
+        except Exception as error:  # no internet, proxy, ...: say what to do instead
+            raise RuntimeError(
+                f"Keras could not download {name} ({error}). Without internet, download the "
+                f"IDX files elsewhere and set {DATA_DIR_VARIABLE} (or data_dir=) to their "
+                f"folder; see data/README.md."
+            ) from error
+    return ((_to_float_images(x_train), y_train.astype(np.int64)),
+            (_to_float_images(x_test), y_test.astype(np.int64)))
+
+
+def load_mnist(data_dir=None):
+    """MNIST as ``((x_train, y_train), (x_test, y_test))``; see :func:`load_dataset`."""
+    return load_dataset("mnist", data_dir)
+
+
+def load_fashion_mnist(data_dir=None):
+    """Fashion-MNIST as ``((x_train, y_train), (x_test, y_test))``; see :func:`load_dataset`."""
+    return load_dataset("fashion_mnist", data_dir)
+
+
+def binarize(images, seed=None):
+    """Sample binary images with each pixel ~ Bernoulli(gray value), as float32.
+
+    A fixed binarization (one draw with a seed), as used for a test set when
+    reporting likelihoods on dynamically binarized MNIST.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None,
+                 drop_remainder=False):
+    """A ``tf.data`` pipeline of image batches for ``fit``/``evaluate``.
+
+    Args:
+        images: float array ``(n, h, w, c)`` in [0, 1].
+        batch_size: images per batch.
+        shuffle: reshuffle the images on every pass (epoch).
+        binarize: dynamic binarization: every pass draws fresh binary images with
+            each pixel ~ Bernoulli(gray value), the protocol of the likelihood
+            literature (it also acts as a regularizer).
+        seed: optional int making shuffling and binarization repeatable.
+        drop_remainder: drop the last, smaller batch (gives static batch shapes).
+
+    Returns:
+        A ``tf.data.Dataset`` yielding float32 batches, prefetched.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (n, height, width, channels), got {images.shape}; "
+                         f"add a channel axis with images[..., None].")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    if binarize and (images.min() < 0 or images.max() > 1):
+        raise ValueError("binarize=True needs pixel values in [0, 1] (they are probabilities); "
+                         "divide raw 0-255 pixels by 255 first.")
+    dataset = tf.data.Dataset.from_tensor_slices(images)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
+    if binarize:
+        # One random seed per batch, re-drawn every pass, so every epoch sees new samples.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda batch, pair: tf.cast(
+                tf.random.stateless_uniform(tf.shape(batch), seed=pair) < batch, tf.float32),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

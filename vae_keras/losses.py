@@ -1,0 +1,177 @@
+"""The terms of the ELBO and the likelihood estimates, as pure functions.
+
+All functions work on batches and return one value per example (summed over
+pixels or latent dimensions), in nats. ``VAE.train_step`` and ``test_step`` call
+these same functions, so what the tests and notebooks check is what trains.
+
+Notebook 03 derives each term; the docstrings name the formula they compute.
+"""
+
+import math
+
+from keras import ops
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _sum_over_non_batch_axes(values):
+    return ops.sum(values, axis=tuple(range(1, len(values.shape))))
+
+
+def gaussian_kl(z_mean, z_log_var):
+    """KL divergence from a diagonal Gaussian posterior to the standard normal prior.
+
+    ``KL(N(mean, diag(exp(log_var))) || N(0, I)) = 0.5 * sum(mean^2 + exp(log_var) - 1 - log_var)``
+
+    Written with ``expm1(log_var) - log_var``, which is never negative in
+    floating point (the naive ``1 + log_var - exp(log_var)`` can round to a tiny
+    negative number near the prior), so the result is >= 0 exactly.
+
+    Args:
+        z_mean: posterior means, shape ``(batch, latent_dim)``.
+        z_log_var: posterior log-variances, same shape.
+
+    Returns:
+        The KL divergence per example in nats, shape ``(batch,)``.
+    """
+    per_dimension = ops.square(z_mean) + (ops.expm1(z_log_var) - z_log_var)
+    return 0.5 * ops.sum(per_dimension, axis=-1)
+
+
+def bernoulli_log_likelihood(images, logits):
+    """Log-probability of images under independent Bernoulli pixels given logits.
+
+    ``log p(x | logits) = sum x * logits - softplus(logits)``, computed as
+    ``-(max(l, 0) - x * l + log1p(exp(-|l|)))``, which never overflows. Pixel
+    values in [0, 1] that are not 0 or 1 are allowed: the result is then the
+    negative binary cross-entropy summed over pixels, as in most VAE tutorials.
+
+    Args:
+        images: targets in [0, 1], shape ``(batch, ...)``.
+        logits: decoder outputs before the sigmoid, same shape.
+
+    Returns:
+        Log-likelihood per image in nats, shape ``(batch,)``.
+    """
+    logits = ops.convert_to_tensor(logits)
+    images = ops.cast(images, logits.dtype)
+    per_pixel = ops.relu(logits) - images * logits + ops.log1p(ops.exp(-ops.abs(logits)))
+    return -_sum_over_non_batch_axes(per_pixel)
+
+
+def gaussian_log_likelihood(images, mean, log_scale):
+    """Log-density of images under independent Gaussian pixels.
+
+    ``log N(x | mean, scale^2) = -0.5 * log(2 pi) - log(scale) - 0.5 * ((x - mean) / scale)^2``
+    per pixel, with the constant written out so the value is a true log-density.
+
+    Args:
+        images: targets, shape ``(batch, ...)``.
+        mean: decoder means, same shape.
+        log_scale: log of the standard deviation; a scalar or broadcastable array.
+
+    Returns:
+        Log-density per image in nats, shape ``(batch,)``.
+    """
+    mean = ops.convert_to_tensor(mean)
+    images = ops.cast(images, mean.dtype)
+    log_scale = ops.cast(log_scale, mean.dtype)
+    standardized = (images - mean) * ops.exp(-log_scale)
+    per_pixel = -0.5 * LOG_2PI - log_scale - 0.5 * ops.square(standardized)
+    return _sum_over_non_batch_axes(per_pixel)
+
+
+def reconstruction_log_likelihood(images, decoder_output, likelihood="bernoulli", log_scale=0.0):
+    """``log p(x | z)`` per image for the named likelihood.
+
+    Args:
+        images: targets, shape ``(batch, ...)``.
+        decoder_output: logits for ``"bernoulli"``, means for ``"gaussian"``.
+        likelihood: ``"bernoulli"`` or ``"gaussian"``.
+        log_scale: the Gaussian's log standard deviation (ignored for Bernoulli).
+
+    Returns:
+        Log-likelihood per image in nats, shape ``(batch,)``.
+    """
+    if likelihood == "bernoulli":
+        return bernoulli_log_likelihood(images, decoder_output)
+    if likelihood == "gaussian":
+        return gaussian_log_likelihood(images, decoder_output, log_scale)
+    raise ValueError(f"Unknown likelihood {likelihood!r}: choose 'bernoulli' or 'gaussian'.")
+
+
+def standard_normal_log_prob(z):
+    """``log N(z | 0, I)`` summed over the last axis."""
+    return -0.5 * ops.sum(ops.square(z) + LOG_2PI, axis=-1)
+
+
+def diagonal_gaussian_log_prob(z, z_mean, z_log_var):
+    """``log N(z | mean, diag(exp(log_var)))`` summed over the last axis."""
+    return -0.5 * ops.sum(
+        LOG_2PI + z_log_var + ops.square(z - z_mean) * ops.exp(-z_log_var), axis=-1
+    )
+
+
+def elbo(reconstruction_log_likelihood_value, kl):
+    """The evidence lower bound per example: ``E_q[log p(x|z)] - KL(q(z|x) || p(z))``.
+
+    Args:
+        reconstruction_log_likelihood_value: ``log p(x | z)`` per example, for a
+            sample ``z ~ q(z|x)`` (a one-sample Monte Carlo estimate of the expectation).
+        kl: ``KL(q(z|x) || p(z))`` per example, e.g. from :func:`gaussian_kl`.
+
+    Returns:
+        The ELBO per example in nats (higher is better).
+    """
+    return reconstruction_log_likelihood_value - kl
+
+
+def importance_weighted_bound(log_weights, axis=0):
+    """The importance-weighted bound ``log (1/K) sum_k w_k`` (Burda et al., 2015).
+
+    ``log_weights[k] = log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for K samples
+    ``z_k ~ q(z|x)``. Computed with log-sum-exp, so no weight is exponentiated on
+    its own. With K = 1 this is a one-sample ELBO estimate; the bound rises
+    towards ``log p(x)`` as K grows.
+
+    Args:
+        log_weights: shape ``(K, batch)`` (or K along ``axis``).
+        axis: the axis that indexes the K samples.
+
+    Returns:
+        The bound per example in nats.
+    """
+    num_samples = log_weights.shape[axis]
+    return ops.logsumexp(log_weights, axis=axis) - math.log(num_samples)
+
+
+def nats_to_bits_per_dim(nats, num_dims):
+    """Convert a negative log-likelihood in nats per example to bits per dimension."""
+    return nats / (num_dims * math.log(2.0))
+
+
+def monte_carlo_kl(z_mean, z_log_var, num_samples=1000, seed=None):
+    """Monte Carlo estimate of ``KL(q || p)`` with TensorFlow Probability distributions.
+
+    Draws ``num_samples`` codes from ``q = N(mean, diag(exp(log_var)))`` and
+    averages ``log q(z) - log p(z)``. Notebook 03 compares it with
+    :func:`gaussian_kl` to show the closed form is the expectation it claims to be.
+
+    Args:
+        z_mean: posterior means, shape ``(batch, latent_dim)``.
+        z_log_var: posterior log-variances, same shape.
+        num_samples: how many codes to draw per example.
+        seed: an int for repeatable draws.
+
+    Returns:
+        The estimate per example, shape ``(batch,)``, as a NumPy array.
+    """
+    import tensorflow_probability as tfp  # imported here: it is slow to import
+
+    tfd = tfp.distributions
+    posterior = tfd.MultivariateNormalDiag(loc=z_mean, scale_diag=ops.exp(0.5 * z_log_var))
+    prior = tfd.MultivariateNormalDiag(loc=ops.zeros_like(z_mean))
+    codes = posterior.sample(num_samples, seed=seed)
+    return ops.convert_to_numpy(
+        ops.mean(posterior.log_prob(codes) - prior.log_prob(codes), axis=0)
+    )

@@ -1,0 +1,499 @@
+"""The models: a plain ``Autoencoder`` and the variational autoencoder ``VAE``.
+
+Both are ``keras.Model`` subclasses whose ``train_step`` (TensorFlow backend,
+``tf.GradientTape``) and ``test_step`` take the loss from
+``compute_loss_terms``: the reconstruction term alone for the autoencoder, the
+reconstruction term plus ``beta`` times the KL term for the VAE. Losses are
+summed over pixels and latent dimensions and averaged over the batch, so they
+read in nats per image, the unit of the likelihood literature.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from vae_keras import _checks, architectures, evaluation, losses
+from vae_keras.callbacks import NonFiniteLossGuard
+from vae_keras.layers import Sampling
+
+
+def _images_from(data):
+    """Keras hands a step ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``: take x."""
+    if isinstance(data, (tuple, list)):
+        return data[0]
+    return data
+
+
+def _sigmoid(logits):
+    # 0.5 * (1 + tanh(x / 2)) is the logistic function without exp overflow.
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float32)))
+
+
+def _check_model(name, model):
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(
+            f"{name} must be a keras.Model (or layer), got {type(model).__name__}. Build one "
+            f"with vae_keras.build_encoder / build_decoder or keras.Model(inputs, outputs)."
+        )
+
+
+def _output_shapes(model, input_shape):
+    spec = model.compute_output_spec(keras.KerasTensor((None,) + tuple(input_shape)))
+    if isinstance(spec, dict):
+        spec = list(spec.values())
+    if isinstance(spec, (list, tuple)):
+        return [tuple(s.shape) for s in spec]
+    return tuple(spec.shape)
+
+
+def _input_shape(model, fallback):
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        return tuple(inputs[0].shape[1:])
+    return tuple(fallback)
+
+
+def _ends_with_sigmoid(model):
+    for layer in reversed(getattr(model, "layers", [])):
+        activation = getattr(layer, "activation", None)
+        if activation is not None:
+            return activation is keras.activations.sigmoid
+    return False
+
+
+class _ImageModel(keras.Model):
+    """What the autoencoder and the VAE share: input checks, the train and test steps.
+
+    Subclasses define ``compute_loss_terms(images, training)``, returning a dict
+    of per-batch scalars whose keys are ``metric_names`` (``"loss"`` first).
+    """
+
+    metric_names = ("loss",)
+
+    def __init__(self, image_shape, likelihood, **kwargs):
+        _checks.require_tensorflow_backend()
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.likelihood = likelihood
+        self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
+
+    @property
+    def metrics(self):
+        # Listed here so Keras resets the trackers at the start of every epoch.
+        return self.trackers
+
+    @property
+    def num_pixels(self):
+        """Number of values in one image (the 'dimensions' of bits per dimension)."""
+        return int(np.prod(self.image_shape))
+
+    def check_images(self, images, what="images"):
+        """Raise a clear ValueError/TypeError if ``images`` do not fit this model."""
+        _checks.check_images(images, self.image_shape, self.likelihood, what=what)
+
+    def compute_loss_terms(self, images, training=False):
+        raise NotImplementedError
+
+    def train_step(self, data):
+        """One optimizer step on a batch; returns the running means of the loss terms."""
+        images = _images_from(data)
+        with tf.GradientTape() as tape:
+            terms = self.compute_loss_terms(images, training=True)
+            # Under tf.distribute each replica sees 1/N of the global batch and the
+            # gradients are summed across replicas: divide so the sum is the mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(terms["loss"] / replicas)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._update_trackers(terms)
+
+    def test_step(self, data):
+        """The loss terms on a batch without training (used by evaluate and validation)."""
+        terms = self.compute_loss_terms(_images_from(data), training=False)
+        return self._update_trackers(terms)
+
+    def _update_trackers(self, terms):
+        for tracker in self.trackers:
+            tracker.update_state(terms[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.trackers}
+
+    def compile(self, optimizer="adam", **kwargs):
+        """Configure training; the default optimizer is Adam with learning rate 1e-3.
+
+        The loss is built in, so ``loss=`` is not accepted.
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                f"{type(self).__name__} computes its own loss in compute_loss_terms; call "
+                f"compile() without loss= (for example compile(optimizer='adam'))."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compile() on load for models that override it; ours only adds a
+        # default and a check, so a loaded model comes back compiled, optimizer state too.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, **kwargs):
+        """``keras.Model.fit`` after checking the images; ``y`` is ignored.
+
+        ``validation_data`` may also be a bare array of images. A
+        :class:`~vae_keras.callbacks.NonFiniteLossGuard` is added, so a NaN loss
+        stops training with an error instead of leaving NaN weights.
+        """
+        self.check_images(x, what="training images (x)")
+        validation_data = kwargs.get("validation_data")
+        if validation_data is not None:
+            if isinstance(validation_data, np.ndarray) or tf.is_tensor(validation_data):
+                validation_data = (validation_data,)
+            if isinstance(validation_data, (tuple, list)):
+                validation_data = tuple(validation_data)
+                self.check_images(validation_data[0], what="validation images")
+            else:
+                self.check_images(validation_data, what="validation images")
+            kwargs["validation_data"] = validation_data
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a Dataset shuffles itself; Keras warns otherwise
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):
+            callbacks.append(NonFiniteLossGuard())
+        return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """``keras.Model.evaluate`` after checking the images; ``y`` is ignored."""
+        self.check_images(x)
+        return super().evaluate(x, y, **kwargs)
+
+    def predict(self, x, **kwargs):
+        """``keras.Model.predict`` (reconstructions) after checking the images."""
+        self.check_images(x)
+        return super().predict(x, **kwargs)
+
+    def _decoder_output_to_images(self, decoder_output):
+        if self.likelihood == "bernoulli":
+            return ops.sigmoid(decoder_output)
+        return decoder_output
+
+    def decode(self, codes, batch_size=256):
+        """Decode codes to mean images (pixel probabilities for Bernoulli), as NumPy.
+
+        Args:
+            codes: array of shape ``(n, latent_dim)``.
+            batch_size: how many codes to decode at once.
+
+        Returns:
+            Images of shape ``(n,) + image_shape``, values in [0, 1] for Bernoulli.
+        """
+        codes = np.asarray(codes, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"codes must have shape (n, {self.latent_dim}) for this model; got "
+                f"{codes.shape}. A single code z needs a batch axis: z[None]."
+            )
+        output = self.decoder.predict(codes, batch_size=batch_size, verbose=0)
+        return _sigmoid(output) if self.likelihood == "bernoulli" else np.asarray(output)
+
+    def reconstruct(self, images, batch_size=256):
+        """Encode images to their (mean) code and decode them again, as NumPy."""
+        return self.decode(self.encode_mean(images, batch_size=batch_size), batch_size)
+
+    def get_config(self):
+        # The sub-models are saved whole, so a model built from a latent size and one
+        # built from a user's encoder and decoder load the same way.
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        return cls(encoder, decoder, **config)
+
+
+@keras.saving.register_keras_serializable(package="vae_keras")
+class Autoencoder(_ImageModel):
+    """A plain, deterministic autoencoder: image -> code -> image.
+
+    Trained on the Bernoulli reconstruction loss (binary cross-entropy summed over
+    pixels), the same term as the VAE's, so the two can be compared in nats.
+
+    Build it from a latent size (``Autoencoder(latent_dim=2)``) with the dense or
+    convolutional architecture, or from your own encoder (images -> one code) and
+    decoder (code -> logits).
+
+    Args:
+        encoder: optional ``keras.Model`` from images to codes.
+        decoder: optional ``keras.Model`` from codes to per-pixel logits.
+        latent_dim: code size when building the default architecture.
+        architecture: ``"dense"`` or ``"conv"``.
+        image_shape: shape of one image.
+        hidden_units: widths of the dense layers (optional).
+        filters: channels of the convolutions for ``"conv"`` (optional).
+        **kwargs: passed to ``keras.Model`` (``name``...).
+    """
+
+    metric_names = ("loss",)
+
+    def __init__(self, encoder=None, decoder=None, *, latent_dim=None, architecture="dense",
+                 image_shape=architectures.DEFAULT_IMAGE_SHAPE, hidden_units=None, filters=None,
+                 **kwargs):
+        encoder, decoder, image_shape, code_shape = _encoder_and_decoder(
+            "Autoencoder", encoder, decoder, latent_dim, architecture, image_shape,
+            dict(hidden_units=hidden_units, filters=filters), variational=False)
+        if isinstance(code_shape, list) or len(code_shape) != 2:
+            raise ValueError(
+                f"An Autoencoder's encoder must return one code of shape (batch, latent_dim); "
+                f"this one returns {code_shape}. For (z_mean, z_log_var) use vae_keras.VAE."
+            )
+        super().__init__(image_shape, "bernoulli", **kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = int(code_shape[1])
+        if latent_dim is not None and _checks.check_latent_dim(latent_dim) != self.latent_dim:
+            raise ValueError(f"latent_dim={latent_dim} but the encoder's code has "
+                             f"{self.latent_dim} dimensions.")
+        _check_decoder(decoder, self.latent_dim, self.image_shape, "bernoulli")
+        self.built = True
+
+    def call(self, inputs, training=False):
+        """Reconstruct ``inputs``: pixel probabilities of shape ``(batch,) + image_shape``."""
+        return ops.sigmoid(self.decoder(self.encoder(inputs, training=training), training=training))
+
+    def compute_loss_terms(self, images, training=False):
+        """The reconstruction loss ``-log p(x | code)`` averaged over the batch."""
+        logits = self.decoder(self.encoder(images, training=training), training=training)
+        log_likelihood = losses.bernoulli_log_likelihood(images, ops.cast(logits, "float32"))
+        return {"loss": -ops.mean(log_likelihood)}
+
+    def encode(self, images, batch_size=256):
+        """The codes of ``images``, shape ``(n, latent_dim)``, as NumPy."""
+        self.check_images(images)
+        return np.asarray(self.encoder.predict(images, batch_size=batch_size, verbose=0))
+
+    def encode_mean(self, images, batch_size=256):
+        """Same as :meth:`encode` (an autoencoder's code is a point); for a shared API."""
+        return self.encode(images, batch_size=batch_size)
+
+
+
+def _encoder_and_decoder(class_name, encoder, decoder, latent_dim, architecture, image_shape,
+                         options, variational, output_activation=None):
+    """Build the default sub-models or check the user's; return them with their shapes.
+
+    Returns:
+        ``(encoder, decoder, image_shape, encoder_output_shapes)``.
+    """
+    if encoder is None and decoder is None:
+        if latent_dim is None:
+            raise ValueError(f"Give latent_dim (e.g. {class_name}(latent_dim=2)) or an encoder "
+                             f"and a decoder ({class_name}(encoder, decoder)).")
+        options = {key: tuple(int(v) for v in value) for key, value in options.items()
+                   if value is not None}
+        encoder = architectures.build_encoder(architecture, latent_dim, image_shape,
+                                              variational=variational, **options)
+        decoder = architectures.build_decoder(architecture, latent_dim, image_shape,
+                                              output_activation=output_activation, **options)
+    elif encoder is None or decoder is None:
+        raise ValueError("Give both an encoder and a decoder, or neither (with latent_dim).")
+    _check_model("encoder", encoder)
+    _check_model("decoder", decoder)
+    image_shape = _input_shape(encoder, image_shape)
+    return encoder, decoder, image_shape, _output_shapes(encoder, image_shape)
+
+
+def _check_decoder(decoder, latent_dim, image_shape, likelihood):
+    output_shape = _output_shapes(decoder, (latent_dim,))
+    if isinstance(output_shape, list) or tuple(output_shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"The decoder must map codes of shape (batch, {latent_dim}) to images of shape "
+            f"(batch,) + {tuple(image_shape)}; it returns {output_shape}."
+        )
+    if likelihood == "bernoulli" and _ends_with_sigmoid(decoder):
+        raise ValueError(
+            "The decoder ends with a sigmoid, but the Bernoulli likelihood takes logits (it "
+            "applies the sigmoid itself, stably). Remove the final activation "
+            "(activation=None), or use likelihood='gaussian' for a decoder that outputs means."
+        )
+
+
+@keras.saving.register_keras_serializable(package="vae_keras")
+class VAE(_ImageModel):
+    """A variational autoencoder (Kingma & Welling, 2014) with a Gaussian posterior.
+
+    The encoder maps an image ``x`` to the mean and log-variance of
+    ``q(z | x) = N(z_mean, diag(exp(z_log_var)))``; the :class:`~vae_keras.layers.Sampling`
+    layer draws ``z`` with the reparameterization trick; the decoder maps ``z`` to
+    the parameters of ``p(x | z)``: per-pixel logits (Bernoulli) or means
+    (Gaussian with a fixed ``observation_scale``). Training minimizes
+    ``reconstruction_loss + beta * kl_loss``, the negative ELBO when ``beta == 1``.
+
+    Two ways to build it::
+
+        vae = VAE(latent_dim=2)                    # default dense architecture
+        vae = VAE(latent_dim=16, architecture="conv")
+        vae = VAE(encoder, decoder)                # your own keras.Models
+
+    Your encoder returns ``[z_mean, z_log_var]`` (a third output, such as the
+    ``z`` of the Keras example's encoder, is ignored) and your decoder returns
+    logits for the Bernoulli likelihood or means for the Gaussian one.
+
+    Args:
+        encoder: optional ``keras.Model`` from images to ``[z_mean, z_log_var]``.
+        decoder: optional ``keras.Model`` from codes to per-pixel outputs.
+        latent_dim: code size when building the default architecture.
+        architecture: ``"dense"`` or ``"conv"`` for the default architecture.
+        likelihood: ``"bernoulli"`` (pixels in [0, 1]) or ``"gaussian"``.
+        beta: weight of the KL term (1 is the ELBO; see ``vae_keras.callbacks``).
+        observation_scale: standard deviation of the Gaussian likelihood.
+        seed: optional int for the sampling layer's random stream.
+        image_shape: shape of one image when building the default architecture.
+        hidden_units: widths of the dense layers (optional).
+        filters: channels of the convolutions for ``"conv"`` (optional).
+        **kwargs: passed to ``keras.Model`` (``name``...).
+    """
+
+    metric_names = ("loss", "reconstruction_loss", "kl_loss")
+
+    def __init__(self, encoder=None, decoder=None, *, latent_dim=None, architecture="dense",
+                 likelihood="bernoulli", beta=1.0, observation_scale=0.1, seed=None,
+                 image_shape=architectures.DEFAULT_IMAGE_SHAPE, hidden_units=None, filters=None,
+                 **kwargs):
+        likelihood = _checks.check_choice("likelihood", likelihood, _checks.LIKELIHOODS)
+        beta = _checks.check_positive("beta", beta, allow_zero=True)
+        observation_scale = _checks.check_positive("observation_scale", observation_scale)
+        encoder, decoder, image_shape, encoder_shapes = _encoder_and_decoder(
+            "VAE", encoder, decoder, latent_dim, architecture, image_shape,
+            dict(hidden_units=hidden_units, filters=filters), variational=True,
+            output_activation=None if likelihood == "bernoulli" else "sigmoid")
+        if (not isinstance(encoder_shapes, list) or len(encoder_shapes) not in (2, 3)
+                or encoder_shapes[0] != encoder_shapes[1] or len(encoder_shapes[0]) != 2):
+            raise ValueError(
+                f"A VAE's encoder must return [z_mean, z_log_var], two tensors of shape "
+                f"(batch, latent_dim); this one returns {encoder_shapes}. Build one with "
+                f"vae_keras.build_encoder(..., variational=True)."
+            )
+        super().__init__(image_shape, likelihood, **kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = int(encoder_shapes[0][1])
+        if latent_dim is not None and _checks.check_latent_dim(latent_dim) != self.latent_dim:
+            raise ValueError(f"latent_dim={latent_dim} but the encoder's codes have "
+                             f"{self.latent_dim} dimensions.")
+        _check_decoder(decoder, self.latent_dim, self.image_shape, likelihood)
+        self.seed = seed
+        self.observation_scale = observation_scale
+        self.sampling = Sampling(seed=seed, name="sampling")
+        # A variable, not a float: callbacks change it between batches without retracing.
+        self._beta = keras.Variable(beta, dtype="float32", trainable=False, name="beta")
+        self._initial_beta = beta
+        self.built = True
+
+    @property
+    def beta(self):
+        """The current weight of the KL term in the loss."""
+        return float(ops.convert_to_numpy(self._beta))
+
+    @beta.setter
+    def beta(self, value):
+        self._beta.assign(_checks.check_positive("beta", value, allow_zero=True))
+
+    def _encode(self, images, training):
+        outputs = self.encoder(images, training=training)
+        # Losses in float32 even when the layers compute in float16 (mixed precision).
+        return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
+
+    def compute_loss_terms(self, images, training=False):
+        """The loss and its two terms for a batch, each averaged over the batch.
+
+        ``reconstruction_loss = -mean log p(x | z)`` with ``z ~ q(z | x)`` drawn by
+        the Sampling layer, ``kl_loss = mean KL(q(z | x) || p(z))`` in closed form
+        (:func:`vae_keras.losses.gaussian_kl`), and ``loss = reconstruction_loss +
+        beta * kl_loss``. ``train_step`` takes the gradient of ``loss``.
+        """
+        z_mean, z_log_var = self._encode(images, training)
+        z = self.sampling([z_mean, z_log_var])
+        decoder_output = ops.cast(self.decoder(z, training=training), "float32")
+        log_likelihood = losses.reconstruction_log_likelihood(
+            images, decoder_output, self.likelihood, math.log(self.observation_scale))
+        reconstruction_loss = -ops.mean(log_likelihood)
+        kl_loss = ops.mean(losses.gaussian_kl(z_mean, z_log_var))
+        loss = reconstruction_loss + ops.cast(self._beta, "float32") * kl_loss
+        return {"loss": loss, "reconstruction_loss": reconstruction_loss, "kl_loss": kl_loss}
+
+    def call(self, inputs, training=False):
+        """Reconstruct ``inputs``: decode a sampled code when training, the mean otherwise."""
+        z_mean, z_log_var = self._encode(inputs, training)
+        z = self.sampling([z_mean, z_log_var]) if training else z_mean
+        return self._decoder_output_to_images(self.decoder(z, training=training))
+
+    def encode(self, images, batch_size=256):
+        """The posterior's parameters for ``images``: ``(z_mean, z_log_var)`` as NumPy."""
+        self.check_images(images)
+        outputs = self.encoder.predict(images, batch_size=batch_size, verbose=0)
+        return np.asarray(outputs[0]), np.asarray(outputs[1])
+
+    def encode_mean(self, images, batch_size=256):
+        """The posterior means of ``images``, shape ``(n, latent_dim)``: the usual 'code'."""
+        return self.encode(images, batch_size=batch_size)[0]
+
+    def sample(self, num_samples, seed=None, batch_size=256):
+        """Generate images by decoding codes drawn from the prior ``N(0, I)``.
+
+        Args:
+            num_samples: how many images, >= 1.
+            seed: optional int; without it NumPy's global generator is used, which
+                ``keras.utils.set_random_seed`` seeds.
+            batch_size: how many codes to decode at once.
+
+        Returns:
+            Mean images (pixel probabilities for Bernoulli), ``(num_samples,) + image_shape``.
+        """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
+            raise TypeError(f"num_samples must be a whole number, got {num_samples!r}.")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        shape = (int(num_samples), self.latent_dim)
+        codes = (np.random.standard_normal(shape) if seed is None
+                 else np.random.default_rng(seed).standard_normal(shape))
+        return self.decode(codes.astype(np.float32), batch_size=batch_size)
+
+    def elbo(self, images, batch_size=500, per_image=False, seed=None):
+        """The ELBO of ``images`` in nats (one posterior sample each, analytic KL).
+
+        Returns the mean over images, or one value per image with ``per_image=True``.
+        See :func:`vae_keras.evaluation.elbo_per_image`.
+        """
+        values = evaluation.elbo_per_image(self, images, batch_size=batch_size, seed=seed)
+        return values if per_image else float(np.mean(values))
+
+    def nll(self, images, num_samples=1000, batch_size=100, per_image=False, seed=None):
+        """Negative log-likelihood estimate ``-log p(x)`` in nats, from the IWAE bound.
+
+        With ``num_samples`` importance samples per image (K; 1000 or more for numbers
+        comparable with the literature). Returns the mean over images, or one value
+        per image with ``per_image=True``. See
+        :func:`vae_keras.evaluation.importance_weighted_log_likelihood`.
+        """
+        log_likelihood = evaluation.importance_weighted_log_likelihood(
+            self, images, num_samples=num_samples, batch_size=batch_size, seed=seed)
+        return -log_likelihood if per_image else float(-np.mean(log_likelihood))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            likelihood=self.likelihood,
+            beta=self._initial_beta,
+            observation_scale=self.observation_scale,
+            seed=self.seed,
+        )
+        return config
