@@ -2,6 +2,8 @@
 
 import json
 
+import keras
+import numpy as np
 import pytest
 
 import vae_keras.callbacks
@@ -65,3 +67,40 @@ def test_bad_arguments_exit_with_one_line(tmp_path, capsys):
     assert "lacks mnist" in capsys.readouterr().err
     assert cli.main(["evaluate", str(tmp_path / "nothing.h5")]) == 2
     assert ".keras" in capsys.readouterr().err
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(fake_data_dir, tmp_path, monkeypatch):
+    args = ["train", "--data-dir", str(fake_data_dir), "--latent-dim", "2",
+            "--warmup-epochs", "2"] + QUICK
+    args[args.index("--epochs") + 1] = "3"
+    assert cli.main(args + ["--output", str(tmp_path / "whole")]) == 0
+
+    original = vae_keras.callbacks.NonFiniteLossGuard.on_epoch_end
+
+    def interrupt_in_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(vae_keras.callbacks.NonFiniteLossGuard, "on_epoch_end",
+                        interrupt_in_second_epoch)
+    assert cli.main(args + ["--output", str(tmp_path / "split")]) == cli.EXIT_INTERRUPTED
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "split" / "checkpoint.json").read_text())["epochs_completed"] == 1
+    assert cli.main(["train", "--output", str(tmp_path / "split"), "--resume", "--verbose", "0"]) == 0
+
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    split = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert split["epochs_completed"] == whole["epochs_completed"] == 3
+    for key in ["loss", "val_loss", "kl_loss", "beta"]:
+        np.testing.assert_allclose(split["history"][key], whole["history"][key], rtol=1e-5)
+    whole_model = keras.models.load_model(tmp_path / "whole" / "checkpoint.keras")
+    split_model = keras.models.load_model(tmp_path / "split" / "checkpoint.keras")
+    for a, b in zip(whole_model.get_weights(), split_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert split["test"]["elbo"] == pytest.approx(whole["test"]["elbo"], rel=1e-4)
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
+    assert cli.main(["train", "--output", str(tmp_path), "--resume"]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err

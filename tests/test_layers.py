@@ -42,3 +42,14 @@ def test_config_round_trip():
     clone = Sampling.from_config(layer.get_config())
     assert clone.seed == 7 and clone.name == "s"
     assert keras.saving.get_registered_object("vae_keras>Sampling") is Sampling
+
+
+def test_the_random_stream_survives_save_and_load(tmp_path):
+    inputs = keras.Input((2,)), keras.Input((2,))
+    model = keras.Model(inputs, Sampling(seed=3)(inputs))
+    zeros = [np.zeros((4, 2), np.float32)] * 2
+    model(zeros)
+    model.save(tmp_path / "m.keras")
+    expected = keras.ops.convert_to_numpy(model(zeros))
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(zeros)), expected)

@@ -1,6 +1,9 @@
 """Encoder and decoder builders for images (dense MLP and convolutional).
 
-Each builder returns a functional ``keras.Model``. Encoders map images to
+Each builder returns a functional ``keras.Model``. Under a mixed-precision
+policy the hidden layers compute in float16/bfloat16, while the layers that
+produce the code and the pixel outputs are float32, so the losses never see
+half-precision logits. Encoders map images to
 ``(z_mean, z_log_var)`` (or to a single code for the plain autoencoder);
 decoders map codes to one output per pixel: logits for the Bernoulli likelihood
 (``output_activation=None``) or means for the Gaussian one (``"sigmoid"``).
@@ -29,10 +32,10 @@ def _check_image_shape(image_shape):
 
 def _encoder_head(features, latent_dim, variational):
     if variational:
-        z_mean = layers.Dense(latent_dim, name="z_mean")(features)
-        z_log_var = layers.Dense(latent_dim, name="z_log_var")(features)
+        z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(features)
+        z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(features)
         return [z_mean, z_log_var]
-    return layers.Dense(latent_dim, name="code")(features)
+    return layers.Dense(latent_dim, name="code", dtype="float32")(features)
 
 
 def build_dense_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
@@ -78,8 +81,9 @@ def build_dense_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
     x = codes
     for units in reversed(tuple(hidden_units)):
         x = layers.Dense(units, activation="relu")(x)
-    x = layers.Dense(int(np.prod(image_shape)), activation=output_activation, name="pixels")(x)
-    outputs = layers.Reshape(image_shape)(x)
+    x = layers.Dense(int(np.prod(image_shape)), activation=output_activation, name="pixels",
+                     dtype="float32")(x)
+    outputs = layers.Reshape(image_shape, dtype="float32")(x)
     return keras.Model(codes, outputs, name=name)
 
 
@@ -153,8 +157,8 @@ def build_conv_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFA
     for channels in reversed(tuple(filters)):
         x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(x)
     outputs = layers.Conv2DTranspose(
-        image_shape[-1], 3, padding="same", activation=output_activation, name="pixels"
-    )(x)
+        image_shape[-1], 3, padding="same", activation=output_activation, name="pixels",
+        dtype="float32")(x)
     return keras.Model(codes, outputs, name=name)
 
 

@@ -4,6 +4,8 @@
 
 - ``model.keras``: the model with the best validation loss (saved whenever it
   improves, so Ctrl-C or a crash keeps the best model so far);
+- ``checkpoint.keras`` and ``checkpoint.json``: the latest epoch's model,
+  optimizer and history, from which ``train --output DIR --resume`` continues;
 - ``metrics.json``: the settings, per-epoch training and validation losses, and
   the final test ELBO and importance-weighted NLL (nats and bits/dim);
 - ``samples.png``, ``reconstructions.png``, ``loss_curves.png``, and with
@@ -45,7 +47,7 @@ def _build_parser():
                        help="raise beta linearly from 0 over this many epochs (0: no warm-up)")
     train.add_argument("--cycle-epochs", type=float, default=0.0,
                        help="cyclical KL annealing with cycles of this many epochs (0: off)")
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, default=None, help="epochs in all (default 30)")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -62,6 +64,15 @@ def _build_parser():
     train.add_argument("--output", default=None, help="output folder (default: runs/<settings>)")
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                        help="Keras fit verbosity: 1 = progress bar")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored",
+                                                                 "multi_worker"],
+                       help="tf.distribute strategy: mirrored = all GPUs of this machine, "
+                            "multi_worker = several machines (set TF_CONFIG on each)")
+    train.add_argument("--precision", default="float32", choices=["float32", "mixed"],
+                       help="mixed = float16 on GPU, bfloat16 on CPU; losses stay float32")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run in --output from its last epoch, "
+                            "with its saved settings (--epochs may extend it)")
 
     evaluate = commands.add_parser("evaluate", help="test ELBO and NLL of a saved model",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -142,75 +153,118 @@ def _evaluate(model, images, iwae_samples, seed):
     return results
 
 
-def _train(args):
-    import keras
-
+def _load_training_data(args):
     import vae_keras as vk
 
-    keras.utils.set_random_seed(args.seed)
     (x_train, _), (x_test, y_test) = vk.data.load_dataset(args.dataset, args.data_dir)
     if args.train_size:
         x_train = x_train[:args.train_size + args.validation_size]
     if args.validation_size >= len(x_train):
         raise ValueError(f"--validation-size {args.validation_size} leaves no training images "
                          f"out of {len(x_train)}; lower it.")
-    x_train, x_validation = x_train[:len(x_train) - args.validation_size], \
-        x_train[len(x_train) - args.validation_size:]
+    split = len(x_train) - args.validation_size
+    x_train, x_validation = x_train[:split], x_train[split:]
     x_test, y_test = x_test[:args.test_size], y_test[:args.test_size]
-    binarize = _uses_binarization(args.binarize, args.likelihood)
-    if binarize:  # validation and test sets: one fixed binarization, as in the literature
+    x_test_evaluated = x_test
+    if _uses_binarization(args.binarize, args.likelihood):
+        # Validation and test sets are binarized once, with fixed seeds, as in the literature.
         x_validation = vk.data.binarize(x_validation, seed=args.seed + 1)
         x_test_evaluated = vk.data.binarize(x_test, seed=args.seed + 2)
-    else:
-        x_test_evaluated = x_test
+    return x_train, x_validation, x_test, y_test, x_test_evaluated
+
+
+def _resume_settings(args, output):
+    """The saved run's state, with its settings copied into args (``--epochs`` may extend)."""
+    from vae_keras.callbacks import TrainingCheckpoint
+
+    state = TrainingCheckpoint.load_state(output)
+    if state is None:
+        raise ValueError(f"--resume: {output} holds no checkpoint (checkpoint.json and "
+                         f"checkpoint.keras); run without --resume to start a new run.")
+    saved = json.loads((output / "metrics.json").read_text())["settings"]
+    epochs = args.epochs
+    for key, value in saved.items():
+        if key not in ("resume", "verbose", "output"):
+            setattr(args, key, value)
+    args.epochs = epochs or saved["epochs"]
+    return state
+
+
+def _train(args):
+    import keras
+
+    import vae_keras as vk
 
     output = pathlib.Path(args.output or f"runs/{args.dataset}-{args.architecture}-"
                                          f"z{args.latent_dim}-{args.likelihood}")
+    state = _resume_settings(args, output) if args.resume else None
+    args.epochs = args.epochs or 30
+    keras.utils.set_random_seed(args.seed)
+    vk.performance.set_precision(args.precision)
+    x_train, x_validation, x_test, y_test, x_test_evaluated = _load_training_data(args)
     output.mkdir(parents=True, exist_ok=True)
-    model_path = output / "model.keras"
+    metrics = {"settings": vars(args), "status": "running"}
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
-    model = vk.VAE(latent_dim=args.latent_dim, architecture=args.architecture,
-                   likelihood=args.likelihood, beta=args.beta, seed=args.seed)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    callbacks = [keras.callbacks.ModelCheckpoint(model_path, monitor="val_loss" if len(x_validation)
-                                                 else "loss", save_best_only=True)]
+    strategy = vk.performance.make_strategy(args.strategy)
+    with strategy.scope():
+        if state is not None:
+            model = keras.models.load_model(output / vk.callbacks.TrainingCheckpoint.CHECKPOINT)
+        else:
+            model = vk.VAE(latent_dim=args.latent_dim, architecture=args.architecture,
+                           likelihood=args.likelihood, beta=args.beta, seed=args.seed)
+            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    monitor = "val_loss" if len(x_validation) else "loss"
+    checkpoint = vk.callbacks.TrainingCheckpoint(
+        output, monitor, best=state["best"] if state else float("inf"),
+        history=state["history"] if state else None)
+    callbacks = []
     if args.warmup_epochs:
         callbacks.append(vk.KLWarmup(args.warmup_epochs, end=args.beta))
     if args.cycle_epochs:
         callbacks.append(vk.CyclicalKLAnnealing(args.cycle_epochs, high=args.beta))
-    train_data = vk.make_dataset(x_train, args.batch_size, binarize=binarize, seed=args.seed)
+    callbacks.append(checkpoint)  # last: it records what the others logged
 
-    print(f"Training a {args.architecture} VAE (latent_dim={args.latent_dim}, {args.likelihood}, "
-          f"beta={args.beta}) on {len(x_train)} {args.dataset} images for {args.epochs} epochs; "
+    first_epoch = checkpoint.epochs_completed
+    print(f"{'Resuming' if state else 'Training'} a {args.architecture} VAE (latent_dim="
+          f"{args.latent_dim}, {args.likelihood}, beta={args.beta}) on {len(x_train)} "
+          f"{args.dataset} images, epochs {first_epoch + 1}-{args.epochs}, "
+          f"{strategy.num_replicas_in_sync} replica(s), {vk.performance.describe_defaults()}; "
           f"writing to {output}/")
+    binarize = _uses_binarization(args.binarize, args.likelihood)
     started, status, message = time.time(), "completed", None
     try:
-        model.fit(train_data, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose,
-                  validation_data=x_validation if len(x_validation) else None)
+        for epoch in range(first_epoch, args.epochs):
+            # One dataset per epoch, a pure function of (seed, epoch): a resumed run
+            # sees exactly the batches an uninterrupted one would.
+            data = vk.make_dataset(x_train, args.batch_size, binarize=binarize, seed=args.seed,
+                                   epoch=epoch)
+            model.fit(data, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
+                      verbose=args.verbose,
+                      validation_data=x_validation if len(x_validation) else None)
     except KeyboardInterrupt:
-        status = "interrupted"
-        message = "Interrupted (Ctrl-C)."
+        status, message = "interrupted", "Interrupted (Ctrl-C)."
     except FloatingPointError as error:
         status, message = "stopped_nan", str(error)
     train_seconds = time.time() - started
-    history = model.history.history if getattr(model, "history", None) else {}
 
-    metrics = {"settings": vars(args), "status": status, "train_seconds": round(train_seconds, 1),
-               "epochs_completed": len(history.get("loss", [])), "history": history}
+    model_path = output / vk.callbacks.TrainingCheckpoint.MODEL
+    metrics.update(status=status, train_seconds=round(train_seconds, 1),
+                   epochs_completed=checkpoint.epochs_completed, history=checkpoint.history)
     if model_path.exists():
         best = keras.models.load_model(model_path)
         if status == "completed":
             print(f"Evaluating the best model on {len(x_test)} test images "
                   f"(IWAE with K={args.iwae_samples})...")
             metrics["test"] = _evaluate(best, x_test_evaluated, args.iwae_samples, args.seed)
-        _write_figures(best, output, x_test, y_test, history, args.seed)
+        _write_figures(best, output, x_test, y_test, checkpoint.history, args.seed)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
 
     if status != "completed":
         saved = f"the best model so far is in {model_path}" if model_path.exists() else \
             "no epoch finished, so no model was saved"
-        print(f"{message} Stopped after {metrics['epochs_completed']} epochs; {saved}.",
-              file=sys.stderr)
+        print(f"{message} Stopped after {checkpoint.epochs_completed} epochs; {saved}. "
+              f"Continue with: vae-keras train --output {output} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED if status == "interrupted" else 1
     test = metrics["test"]
     line = f"Test ELBO {test['elbo']:.2f} nats"

@@ -155,18 +155,25 @@ def binarize(images, seed=None):
 
 
 def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None,
-                 drop_remainder=False):
+                 drop_remainder=False, epoch=None):
     """A ``tf.data`` pipeline of image batches for ``fit``/``evaluate``.
+
+    Shuffling permutes indices and gathers each batch from the images held in
+    memory, which is cheaper than shuffling the images themselves.
 
     Args:
         images: float array ``(n, h, w, c)`` in [0, 1].
         batch_size: images per batch.
-        shuffle: reshuffle the images on every pass (epoch).
+        shuffle: a new order on every pass (epoch).
         binarize: dynamic binarization: every pass draws fresh binary images with
             each pixel ~ Bernoulli(gray value), the protocol of the likelihood
             literature (it also acts as a regularizer).
         seed: optional int making shuffling and binarization repeatable.
         drop_remainder: drop the last, smaller batch (gives static batch shapes).
+        epoch: if given, the dataset is that one epoch, its order and binarization
+            a pure function of ``(seed, epoch)``, the same on every pass. Training
+            that builds one such dataset per epoch can stop and resume with the
+            same result as an uninterrupted run (``vae-keras train --resume``).
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 batches, prefetched.
@@ -180,15 +187,30 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
     if binarize and (images.min() < 0 or images.max() > 1):
         raise ValueError("binarize=True needs pixel values in [0, 1] (they are probabilities); "
                          "divide raw 0-255 pixels by 255 first.")
-    dataset = tf.data.Dataset.from_tensor_slices(images)
-    if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
-    if binarize:
-        # One random seed per batch, re-drawn every pass, so every epoch sees new samples.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda batch, pair: tf.cast(
-                tf.random.stateless_uniform(tf.shape(batch), seed=pair) < batch, tf.float32),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    count, batch_size = len(images), int(batch_size)
+    pixels = tf.constant(images)
+    if epoch is None:
+        indices = tf.data.Dataset.range(count)
+        if shuffle:
+            indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        # Fresh noise seeds on every pass, so each epoch sees new binary samples.
+        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    else:
+        base = 0 if seed is None else int(seed)
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.argsort(tf.random.stateless_uniform([count], seed=[base, int(epoch)]))
+        indices = tf.data.Dataset.from_tensor_slices(tf.cast(order, tf.int64))
+        noise_seeds = tf.data.Dataset.range(count).map(
+            lambda step: tf.stack([tf.constant(base, tf.int64), int(epoch) * count + step]))
+    batches = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder),
+                                   noise_seeds))
+
+    def gather(batch_indices, noise_seed):
+        batch = tf.gather(pixels, batch_indices)
+        if binarize:
+            uniform = tf.random.stateless_uniform(tf.shape(batch), seed=noise_seed)
+            batch = tf.cast(uniform < batch, tf.float32)
+        return batch
+
+    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,9 @@ class Sampling(layers.Layer):
     and ``log_var`` (the reparameterization trick, Kingma & Welling 2014). The layer
     owns a ``keras.random.SeedGenerator``: with ``seed=None`` it is seeded from
     Keras's global seed, so ``keras.utils.set_random_seed`` makes runs repeatable.
+    The generator's state is saved with the model (Keras saves weights, not seed
+    states, by itself), so a model loaded from a checkpoint continues the same
+    random stream, and a resumed training run matches an uninterrupted one.
 
     Args:
         seed: optional int for this layer's own random stream.
@@ -35,6 +38,13 @@ class Sampling(layers.Layer):
             ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
         )
         return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def save_own_variables(self, store):
+        store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        if "seed_generator_state" in store:  # files written before this was saved lack it
+            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, architectures, evaluation, losses
+from vae_keras import _checks, architectures, evaluation, losses, performance
 from vae_keras.callbacks import NonFiniteLossGuard
 from vae_keras.layers import Sampling
 
@@ -123,13 +123,17 @@ class _ImageModel(keras.Model):
     def compile(self, optimizer="adam", **kwargs):
         """Configure training; the default optimizer is Adam with learning rate 1e-3.
 
-        The loss is built in, so ``loss=`` is not accepted.
+        The loss is built in, so ``loss=`` is not accepted. Options the caller
+        leaves out (``steps_per_execution``, ``jit_compile``) come from
+        :func:`vae_keras.performance.default_compile_options`, chosen by device.
         """
         if kwargs.get("loss") is not None:
             raise ValueError(
                 f"{type(self).__name__} computes its own loss in compute_loss_terms; call "
                 f"compile() without loss= (for example compile(optimizer='adam'))."
             )
+        for key, value in performance.default_compile_options().items():
+            kwargs.setdefault(key, value)
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
@@ -161,7 +165,8 @@ class _ImageModel(keras.Model):
             kwargs.setdefault("shuffle", False)  # a Dataset shuffles itself; Keras warns otherwise
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):
-            callbacks.append(NonFiniteLossGuard())
+            # First in line, so a NaN epoch is caught before any checkpoint saves it.
+            callbacks.insert(0, NonFiniteLossGuard())
         return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
@@ -392,7 +397,8 @@ class VAE(_ImageModel):
         _check_decoder(decoder, self.latent_dim, self.image_shape, likelihood)
         self.seed = seed
         self.observation_scale = observation_scale
-        self.sampling = Sampling(seed=seed, name="sampling")
+        # float32 whatever the policy: the noise and the code feed the float32 losses.
+        self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         # A variable, not a float: callbacks change it between batches without retracing.
         self._beta = keras.Variable(beta, dtype="float32", trainable=False, name="beta")
         self._initial_beta = beta

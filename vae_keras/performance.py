@@ -1,0 +1,91 @@
+"""Speed and scale: defaults by device, mixed precision, distribution strategies.
+
+The defaults come from measurements (``benchmarks/throughput.py``; figures and
+the machine they came from are in the README), not from folklore:
+
+- CPU: no XLA (Keras's own "auto" already turns it off there; forcing it on
+  made training about 3x slower on the 2-core machine we measured), and several
+  steps per ``tf.function`` call to amortize Keras's per-step Python overhead.
+- GPU: Keras's defaults (``jit_compile="auto"`` turns XLA on) and more steps
+  per execution, since per-step overhead rather than arithmetic dominates a
+  small model there. Not yet measured by this project: no GPU was available.
+
+``VAE.compile`` and ``Autoencoder.compile`` fill in :func:`default_compile_options`
+for whatever the caller does not set.
+"""
+
+import keras
+import tensorflow as tf
+
+from vae_keras import _checks
+
+CPU_STEPS_PER_EXECUTION = 8
+GPU_STEPS_PER_EXECUTION = 32
+PRECISIONS = ("float32", "mixed")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def has_gpu():
+    """True when TensorFlow sees at least one GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def default_compile_options():
+    """``compile()`` keyword arguments that make training fast on this device.
+
+    Returns:
+        A dict with ``steps_per_execution`` (and ``jit_compile`` on CPU).
+    """
+    if has_gpu():
+        return {"steps_per_execution": GPU_STEPS_PER_EXECUTION}
+    return {"jit_compile": False, "steps_per_execution": CPU_STEPS_PER_EXECUTION}
+
+
+def describe_defaults():
+    """A one-line description of the defaults in force here, for logs and benchmarks."""
+    options = default_compile_options()
+    device = "GPU" if has_gpu() else "CPU"
+    policy = keras.config.dtype_policy().name
+    settings = ", ".join(f"{key}={value}" for key, value in options.items())
+    return f"{device}: {settings}, dtype policy {policy}"
+
+
+def set_precision(precision="mixed"):
+    """Set Keras's global dtype policy; call it before building a model.
+
+    ``"mixed"`` picks ``mixed_float16`` on a GPU (tensor cores; Keras adds loss
+    scaling in ``compile``) and ``mixed_bfloat16`` on a CPU (no loss scaling
+    needed: bfloat16 has float32's range). ``"float32"`` restores the default.
+    The models keep their code, pixel outputs and losses in float32 either way.
+
+    Returns:
+        The name of the policy now in force.
+    """
+    precision = _checks.check_choice("precision", precision, PRECISIONS)
+    if precision == "float32":
+        policy = "float32"
+    else:
+        policy = "mixed_float16" if has_gpu() else "mixed_bfloat16"
+    keras.mixed_precision.set_dtype_policy(policy)
+    return policy
+
+
+def make_strategy(name="default"):
+    """A ``tf.distribute`` strategy by name.
+
+    - ``"default"``: one device (TensorFlow's default strategy).
+    - ``"mirrored"``: ``MirroredStrategy``, data-parallel over this machine's GPUs
+      (or its logical CPU devices), gradients all-reduced every step.
+    - ``"multi_worker"``: ``MultiWorkerMirroredStrategy``, the same across machines;
+      each machine runs the same command with its own ``TF_CONFIG`` (see README).
+
+    Build and compile the model inside ``strategy.scope()``; ``fit`` splits each
+    global batch across replicas, and ``VAE.train_step`` scales the loss so the
+    summed gradients are those of the global batch mean.
+    """
+    name = _checks.check_choice("strategy", name, STRATEGIES)
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
