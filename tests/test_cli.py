@@ -13,6 +13,18 @@ QUICK = ["--epochs", "2", "--train-size", "300", "--validation-size", "100", "--
          "--iwae-samples", "20", "--verbose", "0", "--batch-size", "50"]
 
 
+def press_ctrl_c_at_end_of_second_epoch(monkeypatch):
+    """Raise KeyboardInterrupt as the second epoch ends, before it is checkpointed."""
+    original = vae_keras.callbacks.NonFiniteLossGuard.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(vae_keras.callbacks.NonFiniteLossGuard, "on_epoch_end", interrupt)
+
+
 def test_train_writes_model_metrics_and_figures_then_evaluate_and_sample(fake_data_dir, tmp_path, capsys):
     output = tmp_path / "run"
     code = cli.main(["train", "--data-dir", str(fake_data_dir), "--latent-dim", "2",
@@ -39,15 +51,7 @@ def test_train_writes_model_metrics_and_figures_then_evaluate_and_sample(fake_da
 
 
 def test_ctrl_c_keeps_the_best_model_so_far(fake_data_dir, tmp_path, monkeypatch, capsys):
-    original = vae_keras.callbacks.NonFiniteLossGuard.on_epoch_end
-
-    def interrupt_in_second_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(vae_keras.callbacks.NonFiniteLossGuard, "on_epoch_end",
-                        interrupt_in_second_epoch)
+    press_ctrl_c_at_end_of_second_epoch(monkeypatch)
     output = tmp_path / "run"
     args = ["train", "--data-dir", str(fake_data_dir), "--output", str(output)] + QUICK
     args[args.index("--epochs") + 1] = "5"
@@ -75,15 +79,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(fake_data_dir, tmp
     args[args.index("--epochs") + 1] = "3"
     assert cli.main(args + ["--output", str(tmp_path / "whole")]) == 0
 
-    original = vae_keras.callbacks.NonFiniteLossGuard.on_epoch_end
-
-    def interrupt_in_second_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(vae_keras.callbacks.NonFiniteLossGuard, "on_epoch_end",
-                        interrupt_in_second_epoch)
+    press_ctrl_c_at_end_of_second_epoch(monkeypatch)
     assert cli.main(args + ["--output", str(tmp_path / "split")]) == cli.EXIT_INTERRUPTED
     monkeypatch.undo()
     assert json.loads((tmp_path / "split" / "checkpoint.json").read_text())["epochs_completed"] == 1
