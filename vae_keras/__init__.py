@@ -7,7 +7,10 @@ The pieces, one module each:
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
 - ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
 - ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
-- ``callbacks``: KL warm-up, cyclical annealing, NaN guard.
+- ``callbacks``: KL warm-up, cyclical annealing, NaN guard, training checkpoints.
+- ``performance``: defaults by device, mixed precision, distribution strategies.
+- ``quality``: a digit classifier's verdict on samples, stroke thickness.
+- ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
 - ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
 - ``latent``: interpolation and latent arithmetic.
 - ``plotting``: figures that return a ``Figure``.
@@ -15,17 +18,21 @@ The pieces, one module each:
 
 import os
 
-# TensorFlow's C++ start-up chatter (CPU feature notes) is noise for learners.
+# Quiets TensorFlow's C++ start-up notes where the TensorFlow version honours it
+# (2.21 prints some before reading it).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vae_keras import (  # noqa: E402
+    applications,
     architectures,
     callbacks,
     data,
     evaluation,
     latent,
     losses,
+    performance,
     plotting,
+    quality,
 )
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
@@ -38,5 +45,6 @@ __version__ = "0.1.0"
 __all__ = [
     "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
-    "architectures", "callbacks", "data", "evaluation", "latent", "losses", "plotting",
+    "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
+    "performance", "plotting", "quality",
 ]

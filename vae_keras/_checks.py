@@ -169,3 +169,52 @@ def check_images(data, image_shape, likelihood, what="images"):
         return
     check_image_shape(array.shape, image_shape, what=what)
     check_pixel_values(array, likelihood, what=what)
+
+
+def check_whole_number(name, value, minimum=1):
+    """Return ``value`` as an int >= ``minimum``; TypeError for non-integers, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_fraction(name, value, include_one=True):
+    """Return ``value`` as a float in [0, 1] (or [0, 1) without ``include_one``)."""
+    interval = "[0, 1]" if include_one else "[0, 1)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in {interval}, got {value!r}.")
+    if not (0.0 <= float(value) <= 1.0) or (not include_one and float(value) == 1.0):
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}.")
+    return float(value)
+
+
+def as_float_images(images, what="images", unit_range=True):
+    """Return a non-empty batch of images as float32, checked; for functions outside a model.
+
+    Raises:
+        TypeError: not an array of numbers.
+        ValueError: integer pixels, fewer than two axes, no images, NaN or infinite
+            values, or (with ``unit_range``) values outside [0, 1].
+    """
+    if isinstance(images, (str, bytes, dict)) or images is None:
+        raise TypeError(f"{what} must be a NumPy array of float pixels in [0, 1], "
+                        f"got {type(images).__name__}.")
+    array = np.asarray(images)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"{what} must hold numbers, got an array of dtype {array.dtype}.")
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        raise ValueError(f"{what} have integer dtype {array.dtype}; pass float pixels in "
+                         f"[0, 1], e.g. images.astype('float32') / 255.")
+    if array.ndim < 2 or array.size == 0:
+        raise ValueError(f"{what} must be a non-empty batch (n, height, width[, channels]), "
+                         f"got shape {array.shape}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contain NaN or infinite values.")
+    low, high = float(array.min()), float(array.max())
+    if unit_range and (low < 0.0 or high > 1.0):
+        hint = " They look like raw 0-255 pixels: divide by 255." if high > 1.0 else ""
+        raise ValueError(f"{what} have values in [{low:g}, {high:g}]; pixels must lie in "
+                         f"[0, 1].{hint}")
+    return array.astype(np.float32)

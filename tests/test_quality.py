@@ -1,0 +1,152 @@
+"""Measuring images: stroke thickness, label evenness, the classifier's report."""
+
+import keras
+import numpy as np
+import pytest
+
+from vae_keras import quality
+
+
+def bar_image(width, length=20, size=28, horizontal=False):
+    """One image with a single straight bar of the given width (in pixels)."""
+    image = np.zeros((size, size, 1), dtype=np.float32)
+    top, left = 4, 10
+    if horizontal:
+        image[left:left + width, top:top + length] = 1.0
+    else:
+        image[top:top + length, left:left + width] = 1.0
+    return image
+
+
+def blur(images):
+    """A 3x3 binomial blur: conserves ink, softens edges."""
+    kernel = np.array([0.25, 0.5, 0.25])
+    padded = np.pad(images[..., 0], ((0, 0), (1, 1), (1, 1)))
+    rows = sum(k * padded[:, :, i:i + images.shape[2]] for i, k in enumerate(kernel))
+    both = sum(k * rows[:, i:i + images.shape[1], :] for i, k in enumerate(kernel))
+    return both[..., None].astype(np.float32)
+
+
+def test_thicker_strokes_score_higher_and_long_bars_measure_their_width():
+    images = np.stack([bar_image(w) for w in (1, 2, 3, 4)])
+    thickness = quality.stroke_thickness(images)
+    assert np.all(np.diff(thickness) > 0.5), thickness
+    # w * L / (L + w) for a bar of width w and length L = 20, less a little at the corners
+    expected = np.array([w * 20 / (20 + w) for w in (1, 2, 3, 4)])
+    np.testing.assert_allclose(thickness, expected, rtol=0.06)
+
+
+def test_thickness_ignores_orientation_blur_and_the_channel_axis():
+    vertical, horizontal = bar_image(3), bar_image(3, horizontal=True)
+    values = quality.stroke_thickness(np.stack([vertical, horizontal]))
+    assert values[0] == pytest.approx(values[1])
+    blurred = quality.stroke_thickness(blur(vertical[None]))[0]
+    assert blurred == pytest.approx(values[0], rel=0.1)
+    np.testing.assert_allclose(quality.stroke_thickness(vertical[None, ..., 0]), values[:1])
+
+
+def test_blank_image_has_zero_thickness():
+    assert quality.stroke_thickness(np.zeros((2, 8, 8, 1), np.float32)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("images, match", [
+    (np.zeros((28, 28), np.float32), "batch axis"),
+    (np.zeros((2, 8, 8, 3), np.float32), "one channel"),
+    (np.full((1, 8, 8), 255.0, np.float32), "divide by 255"),
+    (np.zeros((1, 8, 8), np.uint8), "integer"),
+    (np.full((1, 8, 8), np.nan, np.float32), "NaN"),
+    (np.zeros((0, 8, 8), np.float32), "empty"),
+])
+def test_stroke_thickness_rejects_bad_images(images, match):
+    with pytest.raises(ValueError, match=match):
+        quality.stroke_thickness(images)
+
+
+def test_normalized_entropy_is_one_when_even_and_zero_for_one_class():
+    assert quality.normalized_entropy([5, 5, 5, 5]) == pytest.approx(1.0)
+    assert quality.normalized_entropy([0, 7, 0]) == pytest.approx(0.0)
+    assert 0.0 < quality.normalized_entropy([9, 1, 0, 0]) < 0.5
+    for bad in ([3], [[1, 2]], [0, 0], [1, -1], [1, np.nan]):
+        with pytest.raises(ValueError):
+            quality.normalized_entropy(bad)
+
+
+def test_summary_counts_sum_to_n_and_measure_confidence():
+    probabilities = np.array([[0.95, 0.05, 0.0], [0.2, 0.7, 0.1], [0.0, 0.05, 0.95],
+                              [0.99, 0.01, 0.0]])
+    report = quality.summarize_predictions(probabilities, confidence_threshold=0.9)
+    assert report["counts"].tolist() == [2, 1, 1] and report["counts"].sum() == 4
+    assert report["labels"].tolist() == [0, 1, 2, 0]
+    assert report["mean_confidence"] == pytest.approx((0.95 + 0.7 + 0.95 + 0.99) / 4)
+    assert report["confident_fraction"] == pytest.approx(0.75)
+    assert report["classes_present"] == 3
+    assert report["label_entropy"] == pytest.approx(quality.normalized_entropy([2, 1, 1]))
+
+
+def test_summary_rejects_logits_and_bad_thresholds():
+    with pytest.raises(ValueError, match="softmax"):
+        quality.summarize_predictions(np.array([[2.0, -1.0], [0.5, 3.0]]))
+    with pytest.raises(ValueError, match="shape"):
+        quality.summarize_predictions(np.ones(4) / 4)
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        quality.summarize_predictions(np.full((2, 2), 0.5), confidence_threshold=1.5)
+
+
+def test_scramble_keeps_the_tiles_and_moves_them():
+    images = np.random.default_rng(0).random((5, 8, 12, 1)).astype(np.float32)
+    scrambled = quality.scramble_digits(images, block_size=4, seed=0)
+    assert scrambled.shape == images.shape
+    def tiles(batch):
+        return sorted(batch[0, r:r + 4, c:c + 4, 0].tobytes() for r in (0, 4) for c in (0, 4, 8))
+    assert tiles(scrambled) == tiles(images)  # the same six tiles, in another order
+    assert not np.array_equal(scrambled, images)
+    np.testing.assert_array_equal(scrambled, quality.scramble_digits(images, 4, seed=0))
+    with pytest.raises(ValueError, match="divide"):
+        quality.scramble_digits(images, block_size=5)
+
+
+def test_classifier_trains_and_reports_on_images():
+    keras.utils.set_random_seed(0)
+    # Two easy classes: vertical bars (0) and horizontal bars (1), 12x12 images.
+    images = np.stack([bar_image(2, length=8, size=12, horizontal=bool(i % 2)) for i in range(64)])
+    labels = np.arange(64) % 2
+    classifier = quality.build_digit_classifier(image_shape=(12, 12, 1), num_classes=2,
+                                                filters=(8,), hidden_units=16, learning_rate=1e-2)
+    assert classifier.output_shape == (None, 2)
+    assert classifier.get_layer("training_noise").stddev == pytest.approx(0.3)
+    history = quality.fit_digit_classifier(classifier, images, labels, epochs=20, batch_size=16,
+                                           outlier_fraction=0.25, seed=0)
+    assert len(history.history["loss"]) == 20
+    report = quality.recognition_report(classifier, images)
+    assert report["counts"].sum() == len(images)
+    assert report["labels"].tolist() == labels.tolist()
+    assert report["classes_present"] == 2 and report["label_entropy"] == pytest.approx(1.0)
+    assert 0.5 <= report["mean_confidence"] <= 1.0
+
+
+def test_classifier_and_report_reject_bad_arguments():
+    with pytest.raises(ValueError, match="image_shape"):
+        quality.build_digit_classifier(image_shape=(28, 28))
+    with pytest.raises(ValueError, match="num_classes"):
+        quality.build_digit_classifier(num_classes=1)
+    with pytest.raises(TypeError, match="num_classes"):
+        quality.build_digit_classifier(num_classes=2.5)
+    with pytest.raises(ValueError, match="input_noise"):
+        quality.build_digit_classifier(input_noise=-0.1)
+    classifier = quality.build_digit_classifier(image_shape=(8, 8, 1), num_classes=3, filters=(4,),
+                                                hidden_units=4)
+    images = np.zeros((2, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match="0..2"):
+        quality.fit_digit_classifier(classifier, images, np.array([0, 3]))
+    with pytest.raises(ValueError, match="one per image"):
+        quality.fit_digit_classifier(classifier, images, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="outlier_fraction"):
+        quality.fit_digit_classifier(classifier, images, np.array([0, 1]), outlier_fraction=-1)
+    with pytest.raises(TypeError, match="keras.Model"):
+        quality.fit_digit_classifier("judge", images, np.array([0, 1]))
+    with pytest.raises(ValueError, match="classifier takes"):
+        quality.recognition_report(classifier, np.zeros((2, 28, 28, 1), np.float32))
+    with pytest.raises(ValueError, match="divide by 255"):
+        quality.recognition_report(classifier, np.full((2, 8, 8, 1), 200.0, np.float32))
+    with pytest.raises(TypeError, match="classifier"):
+        quality.recognition_report("model.keras", images)
