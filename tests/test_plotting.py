@@ -48,3 +48,8 @@ def test_manifold_needs_two_dimensions(trained_toy_vae):
     with pytest.raises(ValueError, match="latent_dim=2"):
         plotting.latent_manifold(model_like)
     plt.close("all")
+
+
+def test_gaps_between_tiles_are_blank_paper():
+    mosaic = plotting.tile_images(np.ones((2, 3, 3, 1), np.float32), ncols=2, padding=1)
+    assert mosaic[:, 3].max() == 0.0  # the separating column holds no ink

@@ -20,8 +20,11 @@ def _new_axes(ax, figsize):
     return figure, ax
 
 
-def tile_images(images, ncols=10, padding=1, fill=1.0):
+def tile_images(images, ncols=10, padding=1, fill=0.0):
     """Arrange images ``(n, h, w[, 1])`` into one 2-D mosaic with ``ncols`` columns.
+
+    ``fill`` is the value between images: 0 (no ink) shows as white gaps under
+    the ``gray_r`` colour map the grids use.
 
     Returns:
         A 2-D array (grayscale) or 3-D array (colour) ready for ``imshow``.
