@@ -37,7 +37,8 @@ def parse_args():
                         help="intra-op threads (0: TensorFlow's default)")
     parser.add_argument("--variants", default="default",
                         help="'default' (reference vs package), 'all', or a comma list of "
-                             "reference,package,package_numpy,package_xla,package_spe1")
+                             "reference,package,package_numpy,package_xla,package_spe1,"
+                             "package_bf16")
     parser.add_argument("--data-dir", default=None)
     return parser.parse_args()
 
@@ -82,7 +83,10 @@ class Runner:
             self.model = reference_vae.build_reference()
             self.data, self.fit_kwargs = images, {"batch_size": batch_size, "shuffle": True}
             return
+        if name == "package_bf16":  # layers take the policy in force when they are built
+            vk.performance.set_precision("mixed")
         self.model = reference_vae.build_package_model()
+        vk.performance.set_precision("float32")
         compile_kwargs = {}
         if name == "package_xla":
             compile_kwargs["jit_compile"] = True
@@ -134,7 +138,8 @@ def main():
     (x_train, _), _ = vk.load_mnist(ARGS.data_dir)
     images = x_train[:ARGS.images]
     names = {"default": ["reference", "package"],
-             "all": ["reference", "package", "package_numpy", "package_spe1", "package_xla"]}
+             "all": ["reference", "package", "package_numpy", "package_spe1", "package_xla",
+                     "package_bf16"]}
     names = names.get(ARGS.variants, ARGS.variants.split(","))
     flops = reference_vae.training_flops_per_image()
     peak = matmul_peak_gflops()

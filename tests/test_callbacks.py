@@ -22,7 +22,7 @@ def test_cyclical_annealing_repeats_ramps_then_holds():
 def test_warmup_sets_beta_during_fit_and_logs_it():
     images = make_bar_images(256)
     model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
-    model.compile(steps_per_execution=1)  # batch hooks every step (the CPU default is 8)
+    model.compile(steps_per_execution=1)  # batch hooks every step, whatever the device default
     history = model.fit(images, epochs=3, batch_size=64, verbose=0,
                         callbacks=[vk.KLWarmup(warmup_epochs=2)])
     # Logged at each epoch's end, after its last batch: progress 0.75, 1.75, then flat.

@@ -5,9 +5,9 @@ ignore the code, is the most common complaint about VAE tutorials. Starting
 with a small KL weight ``beta`` and raising it (warm-up, Bowman et al. 2016;
 cyclical annealing, Fu et al. 2019) is the usual fix. Both schedules here set
 ``model.beta`` before every batch and record it in the epoch logs as ``beta``.
-Keras calls batch hooks once per ``steps_per_execution`` steps (8 by default on
-CPU), so beta moves in steps of that many batches: a fine grain for schedules
-that last epochs.
+Keras calls batch hooks once per ``steps_per_execution`` steps (1 by default on
+CPU, 32 on GPU), so beta moves in steps of that many batches: a fine grain for
+schedules that last epochs.
 """
 
 import json
