@@ -59,24 +59,12 @@ def _check_scores(name, scores):
     return array
 
 
-def _check_unit_images(images, what="images", unit_range=True):
-    return _checks.as_float_images(images, what=what, unit_range=unit_range)
-
-
 def _check_seed(seed):
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be None or a whole number >= 0, got {seed!r}.")
     return int(seed)
-
-
-def _check_fraction(name, value):
-    return _checks.check_fraction(name, value)
-
-
-def _check_non_negative(name, value):
-    return _checks.check_positive(name, value, allow_zero=True)
 
 
 # ----------------------------------------------------------------------------- ROC
@@ -210,8 +198,8 @@ def add_gaussian_noise(images, std, seed=None):
         TypeError: for a non-numeric ``std`` or seed, or images that are not numbers.
         ValueError: for ``std < 0`` or images outside [0, 1].
     """
-    clean = _check_unit_images(images)
-    std = _check_non_negative("std", std)
+    clean = _checks.as_float_images(images)
+    std = _checks.check_positive("std", std, allow_zero=True)
     rng = np.random.default_rng(_check_seed(seed))
     noisy = clean + std * rng.standard_normal(clean.shape, dtype=np.float32)
     return np.clip(noisy, 0.0, 1.0).astype(np.float32)
@@ -232,8 +220,8 @@ def add_salt_and_pepper(images, amount, seed=None):
         TypeError: for a non-numeric ``amount`` or seed, or images that are not numbers.
         ValueError: for ``amount`` outside [0, 1] or images outside [0, 1].
     """
-    clean = _check_unit_images(images)
-    amount = _check_fraction("amount", amount)
+    clean = _checks.as_float_images(images)
+    amount = _checks.check_fraction("amount", amount)
     rng = np.random.default_rng(_check_seed(seed))
     replaced = rng.random(clean.shape) < amount
     salt = rng.random(clean.shape) < 0.5
@@ -254,8 +242,8 @@ def mean_squared_error(images, references):
         TypeError: if either argument is not numbers.
         ValueError: if the shapes differ, are not a batch, or hold integers or NaN/inf.
     """
-    images = _check_unit_images(images, "images", unit_range=False)
-    references = _check_unit_images(references, "references", unit_range=False)
+    images = _checks.as_float_images(images, "images", unit_range=False)
+    references = _checks.as_float_images(references, "references", unit_range=False)
     if images.shape != references.shape:
         raise ValueError(f"images {images.shape} and references {references.shape} must "
                          f"have the same shape (one reference per image).")
@@ -299,8 +287,8 @@ def denoise(model, noisy_images, noise_std=0.3, steps=100, learning_rate=0.05,
     if not (hasattr(model, "encode_mean") and hasattr(model, "decoder")
             and hasattr(model, "check_images")):
         raise TypeError(f"model must be a trained vae_keras.VAE, got {type(model).__name__}.")
-    noise_std = _check_non_negative("noise_std", noise_std)
-    learning_rate = _check_non_negative("learning_rate", learning_rate)
+    noise_std = _checks.check_positive("noise_std", noise_std, allow_zero=True)
+    learning_rate = _checks.check_positive("learning_rate", learning_rate, allow_zero=True)
     if noise_std == 0 or learning_rate == 0:
         raise ValueError(f"noise_std and learning_rate must be > 0, got {noise_std!r} and "
                          f"{learning_rate!r}.")
@@ -423,7 +411,7 @@ def deflate_bits(images):
         TypeError: if the images are not numbers.
         ValueError: for images outside [0, 1], NaNs, or integer dtypes.
     """
-    images = _check_unit_images(images)
+    images = _checks.as_float_images(images)
     quantized = np.round(images * 255.0).astype(np.uint8)
     sizes = []
     for image in quantized:

@@ -34,14 +34,6 @@ DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 DEFAULT_CONFIDENCE_THRESHOLD = 0.9
 
 
-def _check_whole_number(name, value, minimum):
-    return _checks.check_whole_number(name, value, minimum)
-
-
-def _check_probability(name, value):
-    return _checks.check_fraction(name, value, include_one=False)
-
-
 def _check_float_images(images, what="images"):
     """Return ``images`` as float32 ``(n, h, w, c)`` in [0, 1]; raise ValueError on anything else."""
     if np.ndim(images) == 2:
@@ -97,9 +89,9 @@ def build_digit_classifier(image_shape=DEFAULT_IMAGE_SHAPE, num_classes=10, filt
             or not all(isinstance(d, numbers.Integral) and d >= 1 for d in image_shape)):
         raise ValueError(f"image_shape must be (height, width, channels), e.g. (28, 28, 1); "
                          f"got {image_shape!r}.")
-    num_classes = _check_whole_number("num_classes", num_classes, 2)
-    hidden_units = _check_whole_number("hidden_units", hidden_units, 1)
-    filters = tuple(_check_whole_number("filters", f, 1) for f in filters)
+    num_classes = _checks.check_whole_number("num_classes", num_classes, 2)
+    hidden_units = _checks.check_whole_number("hidden_units", hidden_units, 1)
+    filters = tuple(_checks.check_whole_number("filters", f, 1) for f in filters)
     if not filters:
         raise ValueError("filters needs at least one convolution, e.g. (16, 32).")
     if isinstance(input_noise, bool) or not isinstance(input_noise, numbers.Real):
@@ -143,7 +135,7 @@ def scramble_digits(images, block_size=4, seed=None):
         ValueError: bad images, or a size that ``block_size`` does not divide.
     """
     images = _check_float_images(images)
-    block_size = _check_whole_number("block_size", block_size, 1)
+    block_size = _checks.check_whole_number("block_size", block_size, 1)
     count, height, width, channels = images.shape
     if height % block_size or width % block_size:
         raise ValueError(f"block_size={block_size} must divide the image size {height}x{width}, "
@@ -274,7 +266,7 @@ def summarize_predictions(probabilities, confidence_threshold=DEFAULT_CONFIDENCE
     Raises:
         ValueError: not a 2-D array of probability rows, or a bad threshold.
     """
-    threshold = _check_probability("confidence_threshold", confidence_threshold)
+    threshold = _checks.check_fraction("confidence_threshold", confidence_threshold, include_one=False)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or probabilities.shape[0] == 0 or probabilities.shape[1] < 2:
         raise ValueError(f"probabilities must have shape (n >= 1, num_classes >= 2), got "
