@@ -101,3 +101,25 @@ def test_an_epoch_dataset_is_a_pure_function_of_seed_and_epoch():
     plain = vk.make_dataset(images, batch_size=16, seed=1, epoch=3)
     rows = np.concatenate([b.numpy() for b in plain]).reshape(50, -1)
     assert sorted(map(tuple, rows)) == sorted(map(tuple, images.reshape(50, -1)))
+
+
+def test_a_range_of_epochs_plays_the_single_epochs_back_to_back():
+    images = np.random.default_rng(0).random((50, 3, 3, 1)).astype(np.float32)
+
+    def batches(epoch):
+        dataset = vk.make_dataset(images, batch_size=16, binarize=True, seed=7, epoch=epoch)
+        return [b.numpy() for b in dataset]
+
+    several = batches(range(2, 5))
+    one_by_one = batches(2) + batches(3) + batches(4)
+    assert [b.shape for b in several] == [b.shape for b in one_by_one]  # 16,16,16,2 per epoch
+    for joined, alone in zip(several, one_by_one):
+        np.testing.assert_array_equal(joined, alone)
+
+
+@pytest.mark.parametrize("epoch, error", [
+    (range(3, 3), ValueError), (range(-1, 2), ValueError), (range(0, 6, 2), ValueError),
+    (-1, ValueError), (1.5, TypeError), ("2", TypeError)])
+def test_bad_epoch_arguments_are_refused(epoch, error):
+    with pytest.raises(error, match="epoch"):
+        vk.make_dataset(np.zeros((4, 2, 2, 1)), epoch=epoch)

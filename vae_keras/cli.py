@@ -14,6 +14,7 @@
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 import time
@@ -234,13 +235,15 @@ def _train(args):
     binarize = _uses_binarization(args.binarize, args.likelihood)
     started, status, message = time.time(), "completed", None
     try:
-        for epoch in range(first_epoch, args.epochs):
-            # One dataset per epoch, a pure function of (seed, epoch): a resumed run
-            # sees exactly the batches an uninterrupted one would.
+        if first_epoch < args.epochs:
+            # Each epoch's batches are a pure function of (seed, epoch), so a resumed
+            # run sees exactly the batches an uninterrupted one would. One dataset
+            # holds the remaining epochs back to back (built and checked once).
             data = vk.make_dataset(x_train, args.batch_size, binarize=binarize, seed=args.seed,
-                                   epoch=epoch)
-            model.fit(data, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
-                      verbose=args.verbose,
+                                   epoch=range(first_epoch, args.epochs))
+            model.fit(data, initial_epoch=first_epoch, epochs=args.epochs,
+                      steps_per_epoch=math.ceil(len(x_train) / args.batch_size),
+                      callbacks=callbacks, verbose=args.verbose,
                       validation_data=x_validation if len(x_validation) else None)
     except KeyboardInterrupt:
         status, message = "interrupted", "Interrupted (Ctrl-C)."

@@ -18,6 +18,8 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from vae_keras import _checks
+
 DATA_DIR_VARIABLE = "VAE_KERAS_DATA"
 
 IDX_FILES = {
@@ -170,10 +172,14 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             literature (it also acts as a regularizer).
         seed: optional int making shuffling and binarization repeatable.
         drop_remainder: drop the last, smaller batch (gives static batch shapes).
-        epoch: if given, the dataset is that one epoch, its order and binarization
-            a pure function of ``(seed, epoch)``, the same on every pass. Training
-            that builds one such dataset per epoch can stop and resume with the
-            same result as an uninterrupted run (``vae-keras train --resume``).
+        epoch: if given, an int (one epoch) or a ``range`` of epochs played back to
+            back, e.g. ``range(5, 30)``. Each epoch's order and binarization is a
+            pure function of ``(seed, epoch)``, the same on every pass, so training
+            can stop and resume with the same result as an uninterrupted run
+            (``vae-keras train --resume``). Pass a range with
+            ``fit(..., initial_epoch=range.start, epochs=range.stop,
+            steps_per_epoch=math.ceil(n / batch_size))``: one dataset for the whole
+            run, instead of rebuilding (and re-checking) one per epoch.
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 batches, prefetched.
@@ -188,23 +194,34 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
         raise ValueError("binarize=True needs pixel values in [0, 1] (they are probabilities); "
                          "divide raw 0-255 pixels by 255 first.")
     count, batch_size = len(images), int(batch_size)
-    pixels = tf.constant(images)
+    pixels = tf.constant(images)  # copied once, shared by every epoch
     if epoch is None:
         indices = tf.data.Dataset.range(count)
         if shuffle:
             indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         # Fresh noise seeds on every pass, so each epoch sees new binary samples.
         noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        batches = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder),
+                                       noise_seeds))
     else:
-        base = 0 if seed is None else int(seed)
-        order = tf.range(count, dtype=tf.int64)
-        if shuffle:
-            order = tf.argsort(tf.random.stateless_uniform([count], seed=[base, int(epoch)]))
-        indices = tf.data.Dataset.from_tensor_slices(tf.cast(order, tf.int64))
-        noise_seeds = tf.data.Dataset.range(count).map(
-            lambda step: tf.stack([tf.constant(base, tf.int64), int(epoch) * count + step]))
-    batches = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder),
-                                   noise_seeds))
+        base = tf.constant(0 if seed is None else int(seed), tf.int64)
+
+        def one_epoch(epoch_number):
+            # Batch i of epoch e: indices from a permutation seeded by (seed, e),
+            # binarization noise seeded by (seed, e * n + i). Batches never span
+            # two epochs, so each epoch has the same batches as when built alone.
+            order = tf.range(count, dtype=tf.int64)
+            if shuffle:
+                order = tf.cast(tf.argsort(tf.random.stateless_uniform(
+                    [count], seed=tf.stack([base, epoch_number]))), tf.int64)
+            indices = tf.data.Dataset.from_tensor_slices(order).batch(
+                batch_size, drop_remainder=drop_remainder)
+            noise_seeds = tf.data.Dataset.range(count).map(
+                lambda step: tf.stack([base, epoch_number * count + step]))
+            return tf.data.Dataset.zip((indices, noise_seeds))
+
+        batches = tf.data.Dataset.from_tensor_slices(
+            tf.constant(_check_epochs(epoch), tf.int64)).flat_map(one_epoch)
 
     def gather(batch_indices, noise_seed):
         batch = tf.gather(pixels, batch_indices)
@@ -214,3 +231,13 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
         return batch
 
     return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_epochs(epoch):
+    """``make_dataset``'s ``epoch`` as a list of epoch numbers (an int or a range)."""
+    if isinstance(epoch, range):
+        if len(epoch) == 0 or epoch.start < 0 or epoch.step != 1:
+            raise ValueError(f"epoch={epoch!r} must be a non-empty range of epoch numbers >= 0 "
+                             f"with step 1, e.g. range(first_epoch, epochs).")
+        return list(epoch)
+    return [_checks.check_whole_number("epoch", epoch, minimum=0)]
