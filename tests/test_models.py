@@ -80,6 +80,70 @@ def test_fit_accepts_a_dataset_and_label_pairs():
     model.fit(images, np.zeros(len(images)), epochs=1, verbose=0, validation_data=(images, images))
 
 
+class _StepsSeen(keras.callbacks.Callback):
+    """Records the steps per epoch fit ran with, and the batches of each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.steps, self.batches = self.params["steps"], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches[-1] += 1
+
+
+def _train_toy(steps_per_execution=1):
+    keras.utils.set_random_seed(4)
+    images = make_bar_images(200)  # 4 batches of 64, the last one of 8
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,), seed=4)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), steps_per_execution=steps_per_execution)
+    dataset = vk.make_dataset(images, 64, binarize=True, seed=0)
+    seen = _StepsSeen()
+    history = model.fit(dataset, epochs=4, callbacks=[seen], verbose=0)
+    return model, seen, history.history["loss"]
+
+
+def test_fit_over_several_epochs_keeps_one_iterator_and_sees_each_pass():
+    # fit repeats a finite dataset over the epochs (one iterator, no per-epoch
+    # rebuild): epoch k trains on pass k over the dataset, a fresh shuffle and noise.
+    model, seen, losses = _train_toy()
+    assert seen.steps == 4 and seen.batches == [4, 4, 4, 4]
+    assert losses[-1] < losses[0]
+    images = make_bar_images(200)
+    passes = vk.make_dataset(images, 64, binarize=True, seed=0)
+    one_by_one = [batch.numpy() for _ in range(3) for batch in passes]
+    repeated, _ = vk.models._one_iterator_for_all_epochs(
+        vk.make_dataset(images, 64, binarize=True, seed=0), {"epochs": 3})
+    repeated = [batch.numpy() for batch in repeated]
+    assert len(repeated) == len(one_by_one) == 12
+    for a, b in zip(repeated, one_by_one):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(np.concatenate(repeated[:4]), np.concatenate(repeated[4:8]))
+
+
+def test_which_datasets_fit_repeats():
+    import tensorflow as tf
+
+    dataset = vk.make_dataset(make_bar_images(200), 64)  # 4 batches
+    repeat = vk.models._one_iterator_for_all_epochs
+    repeated, kwargs = repeat(dataset, {"epochs": 5, "initial_epoch": 1})
+    assert kwargs["steps_per_epoch"] == 4 and int(repeated.cardinality()) == 16
+    unknown = dataset.filter(lambda batch: True)
+    for args in [(dataset, {"epochs": 1}), (dataset, {"epochs": 3, "steps_per_epoch": 2}),
+                 (dataset, {"epochs": 3}, 3), (unknown, {"epochs": 3}),
+                 (dataset.repeat(), {"epochs": 3})]:
+        assert repeat(*args) == args[:2]
+    assert int(unknown.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+
+
+def test_fit_leaves_the_dataset_alone_when_an_execution_would_straddle_epochs():
+    # 3 steps per execution do not divide 4 batches: Keras's own epoch handling applies.
+    _, seen, losses = _train_toy(steps_per_execution=3)
+    assert seen.batches == [2, 2, 2, 2]  # 2 executions of 3 steps per epoch
+    assert len(losses) == 4 and np.all(np.isfinite(losses))
+
+
 def test_beta_weights_the_kl_term_and_can_change_between_batches():
     images = make_bar_images(64)
     model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, beta=0.0, seed=3)

@@ -235,15 +235,20 @@ def _train(args):
     binarize = _uses_binarization(args.binarize, args.likelihood)
     started, status, message = time.time(), "completed", None
     try:
-        if first_epoch < args.epochs:
-            # Each epoch's batches are a pure function of (seed, epoch), so a resumed
-            # run sees exactly the batches an uninterrupted one would. One dataset
-            # holds the remaining epochs back to back (built and checked once).
+        # Each epoch's batches are a pure function of (seed, epoch), so a resumed run
+        # sees exactly the batches an uninterrupted one would. One dataset holds the
+        # remaining epochs back to back (one iterator: no per-epoch stall), unless an
+        # execution of several steps would straddle two epochs; then one per epoch.
+        batches = math.ceil(len(x_train) / args.batch_size)
+        if batches % model.steps_per_execution == 0:
+            segments = [range(first_epoch, args.epochs)] if first_epoch < args.epochs else []
+        else:
+            segments = [range(epoch, epoch + 1) for epoch in range(first_epoch, args.epochs)]
+        for epochs in segments:
             data = vk.make_dataset(x_train, args.batch_size, binarize=binarize, seed=args.seed,
-                                   epoch=range(first_epoch, args.epochs))
-            model.fit(data, initial_epoch=first_epoch, epochs=args.epochs,
-                      steps_per_epoch=math.ceil(len(x_train) / args.batch_size),
-                      callbacks=callbacks, verbose=args.verbose,
+                                   epoch=epochs)
+            model.fit(data, initial_epoch=epochs.start, epochs=epochs.stop,
+                      steps_per_epoch=batches, callbacks=callbacks, verbose=args.verbose,
                       validation_data=x_validation if len(x_validation) else None)
     except KeyboardInterrupt:
         status, message = "interrupted", "Interrupted (Ctrl-C)."

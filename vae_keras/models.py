@@ -64,6 +64,32 @@ def _ends_with_sigmoid(model):
     return False
 
 
+def _one_iterator_for_all_epochs(dataset, fit_kwargs, steps_per_execution=1):
+    """Repeat a finite dataset over the epochs of ``fit`` so Keras keeps one iterator.
+
+    Without ``steps_per_epoch`` Keras makes a new iterator every epoch, and
+    TensorFlow then tears down the old iterator's thread pool and re-optimizes
+    the pipeline's map functions: a stall of 1.2-2 s at the start of most epochs
+    on a 2-core CPU (``benchmarks/throughput.py`` measures it; a 10,000-image
+    epoch took 5 s instead of 3.2 s; Keras even makes two iterators per epoch,
+    one of them unused). ``dataset.repeat(n)`` gives the batches of n passes
+    over the dataset, each with a fresh shuffle and noise, from one iterator:
+    the same training, minus the stall. (Epoch k sees pass k; Keras's own
+    path, with its unused iterators, sees passes 1, 3, 5, ...) Datasets of
+    unknown or infinite length, and calls that set ``steps_per_epoch``, are left
+    alone, as are epochs whose batch count ``steps_per_execution`` does not
+    divide. (Validation passes still make a new iterator each time: Keras's
+    ``evaluate`` resets it whatever the arguments.)
+    """
+    epochs = fit_kwargs.get("epochs", 1) - fit_kwargs.get("initial_epoch", 0)
+    batches = int(dataset.cardinality())
+    if (epochs <= 1 or batches <= 0 or fit_kwargs.get("steps_per_epoch") is not None
+            or batches % steps_per_execution):
+        # The last case: an execution of several steps would straddle two epochs.
+        return dataset, fit_kwargs
+    return dataset.repeat(epochs), dict(fit_kwargs, steps_per_epoch=batches)
+
+
 class _ImageModel(keras.Model):
     """What the autoencoder and the VAE share: input checks, the train and test steps.
 
@@ -148,7 +174,10 @@ class _ImageModel(keras.Model):
 
         ``validation_data`` may also be a bare array of images. A
         :class:`~vae_keras.callbacks.NonFiniteLossGuard` is added, so a NaN loss
-        stops training with an error instead of leaving NaN weights.
+        stops training with an error instead of leaving NaN weights. A finite
+        ``tf.data.Dataset`` is repeated over the epochs with ``steps_per_epoch``
+        set, which trains on the same batches but keeps one iterator: Keras would
+        otherwise rebuild it each epoch, a stall of 1-2 s per epoch on a CPU.
         """
         self.check_images(x, what="training images (x)")
         validation_data = kwargs.get("validation_data")
@@ -163,6 +192,8 @@ class _ImageModel(keras.Model):
             kwargs["validation_data"] = validation_data
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a Dataset shuffles itself; Keras warns otherwise
+            x, kwargs = _one_iterator_for_all_epochs(x, kwargs,
+                                                     self.steps_per_execution or 1)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):
             # First in line, so a NaN epoch is caught before any checkpoint saves it.
