@@ -4,11 +4,13 @@ The defaults come from measurements (``benchmarks/throughput.py``; figures and
 the machine they came from are in the README), not from folklore:
 
 - CPU: no XLA (Keras's own "auto" already turns it off there; forcing it on
-  made training about 3x slower on the 2-core machine we measured) and one step
-  per ``tf.function`` call (8 steps measured no faster there, 1.04x vs 1.05x of
-  the reference, and one step keeps KL schedules and callbacks per batch).
-  ``set_precision("mixed")`` (bfloat16) trained 1.6x faster on a CPU with
-  AVX512-BF16, at a slightly higher loss per epoch, so it is opt-in.
+  made training 0.58x as fast on the 2-core machine we measured) and one step
+  per ``tf.function`` call (8 steps measured no faster there, and one step keeps
+  KL schedules and callbacks per batch, and lets ``fit`` keep one dataset
+  iterator for all epochs whatever the batch count). TensorFlow's thread
+  settings and oneDNN stay as they are: every alternative measured slower.
+  ``set_precision("mixed")`` (bfloat16) trained 1.17x faster on a CPU with
+  AVX512-BF16 but learned less per epoch, so it is opt-in.
 - GPU: Keras's defaults (``jit_compile="auto"`` turns XLA on) and 32 steps per
   execution, since per-step launch overhead rather than arithmetic dominates a
   model this small on a GPU. Not yet measured by this project: no GPU was lent.
