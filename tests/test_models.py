@@ -137,6 +137,19 @@ def test_which_datasets_fit_repeats():
     assert int(unknown.cardinality()) == tf.data.UNKNOWN_CARDINALITY
 
 
+def test_fit_on_a_range_of_epochs_runs_each_epoch_once_and_checks_the_count():
+    images = make_bar_images(200)  # 4 batches of 64
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,), seed=0)
+    model.compile()
+    seen = _StepsSeen()
+    dataset = vk.make_dataset(images, 64, binarize=True, seed=0, epoch=range(2, 5))
+    history = model.fit(dataset, initial_epoch=2, epochs=5, callbacks=[seen], verbose=0)
+    assert seen.steps == 4 and seen.batches == [4, 4, 4] and len(history.history["loss"]) == 3
+    for wrong in [{"epochs": 3}, {"epochs": 5}, {"initial_epoch": 2, "epochs": 4}]:
+        with pytest.raises(ValueError, match=r"holds epochs range\(2, 5\)"):
+            model.fit(dataset, verbose=0, **wrong)
+
+
 def test_fit_leaves_the_dataset_alone_when_an_execution_would_straddle_epochs():
     # 3 steps per execution do not divide 4 batches: Keras's own epoch handling applies.
     _, seen, losses = _train_toy(steps_per_execution=3)

@@ -176,10 +176,9 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             back, e.g. ``range(5, 30)``. Each epoch's order and binarization is a
             pure function of ``(seed, epoch)``, the same on every pass, so training
             can stop and resume with the same result as an uninterrupted run
-            (``vae-keras train --resume``). Pass a range with
-            ``fit(..., initial_epoch=range.start, epochs=range.stop,
-            steps_per_epoch=math.ceil(n / batch_size))``: one dataset for the whole
-            run, instead of rebuilding (and re-checking) one per epoch.
+            (``vae-keras train --resume``). Train on a range with
+            ``VAE.fit(dataset, initial_epoch=range.start, epochs=range.stop)``,
+            which checks that the counts agree and sets ``steps_per_epoch``.
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 batches, prefetched.
@@ -220,8 +219,12 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
                 lambda step: tf.stack([base, epoch_number * count + step]))
             return tf.data.Dataset.zip((indices, noise_seeds))
 
+        epoch_numbers = _check_epochs(epoch)
+        steps_per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
         batches = tf.data.Dataset.from_tensor_slices(
-            tf.constant(_check_epochs(epoch), tf.int64)).flat_map(one_epoch)
+            tf.constant(epoch_numbers, tf.int64)).flat_map(one_epoch).apply(
+            # flat_map hides the length; state it, for fit's progress bar and checks.
+            tf.data.experimental.assert_cardinality(len(epoch_numbers) * steps_per_epoch))
 
     def gather(batch_indices, noise_seed):
         batch = tf.gather(pixels, batch_indices)
@@ -230,7 +233,12 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             batch = tf.cast(uniform < batch, tf.float32)
         return batch
 
-    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    if isinstance(epoch, range):
+        # Read by VAE.fit, which then knows an epoch is 1/len(epoch) of this dataset.
+        dataset.vae_keras_epochs = epoch
+        dataset.vae_keras_steps_per_epoch = steps_per_epoch
+    return dataset
 
 
 def _check_epochs(epoch):

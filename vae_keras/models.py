@@ -75,17 +75,28 @@ def _one_iterator_for_all_epochs(dataset, fit_kwargs, steps_per_execution=1):
     one of them unused). ``dataset.repeat(n)`` gives the batches of n passes
     over the dataset, each with a fresh shuffle and noise, from one iterator:
     the same training, minus the stall. (Epoch k sees pass k; Keras's own
-    path, with its unused iterators, sees passes 1, 3, 5, ...) Datasets of
-    unknown or infinite length, and calls that set ``steps_per_epoch``, are left
-    alone, as are epochs whose batch count ``steps_per_execution`` does not
-    divide. (Validation passes still make a new iterator each time: Keras's
-    ``evaluate`` resets it whatever the arguments.)
+    path, with its unused iterators, sees passes 1, 3, 5, ...)
+
+    A ``make_dataset(epoch=range(...))`` dataset already holds its epochs: it
+    only gets ``steps_per_epoch``, after a check that ``fit`` runs the epochs it
+    holds. Datasets of unknown or infinite length, and calls that set
+    ``steps_per_epoch``, are left alone, as are epochs whose batch count
+    ``steps_per_execution`` does not divide (an execution would straddle two
+    epochs). Validation passes still make a new iterator each time: Keras's
+    ``evaluate`` resets it whatever the arguments.
     """
     epochs = fit_kwargs.get("epochs", 1) - fit_kwargs.get("initial_epoch", 0)
     batches = int(dataset.cardinality())
+    held = getattr(dataset, "vae_keras_epochs", None)  # the range of make_dataset(epoch=range)
+    if held is not None and fit_kwargs.get("steps_per_epoch") is None:
+        asked = range(fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs", 1))
+        if asked != held:
+            raise ValueError(
+                f"This dataset holds epochs {held} (make_dataset(epoch=...)) but fit would run "
+                f"epochs {asked}. Pass initial_epoch={held.start}, epochs={held.stop}.")
+        return dataset, dict(fit_kwargs, steps_per_epoch=dataset.vae_keras_steps_per_epoch)
     if (epochs <= 1 or batches <= 0 or fit_kwargs.get("steps_per_epoch") is not None
             or batches % steps_per_execution):
-        # The last case: an execution of several steps would straddle two epochs.
         return dataset, fit_kwargs
     return dataset.repeat(epochs), dict(fit_kwargs, steps_per_epoch=batches)
 
