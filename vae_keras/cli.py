@@ -247,8 +247,9 @@ def _train(args):
         for epochs in segments:
             data = vk.make_dataset(x_train, args.batch_size, binarize=binarize, seed=args.seed,
                                    epoch=epochs)
+            # VAE.fit reads the epochs the dataset holds and sets steps_per_epoch.
             model.fit(data, initial_epoch=epochs.start, epochs=epochs.stop,
-                      steps_per_epoch=batches, callbacks=callbacks, verbose=args.verbose,
+                      callbacks=callbacks, verbose=args.verbose,
                       validation_data=x_validation if len(x_validation) else None)
     except KeyboardInterrupt:
         status, message = "interrupted", "Interrupted (Ctrl-C)."

@@ -178,7 +178,7 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             can stop and resume with the same result as an uninterrupted run
             (``vae-keras train --resume``). Train on a range with
             ``VAE.fit(dataset, initial_epoch=range.start, epochs=range.stop)``,
-            which checks that the counts agree and sets ``steps_per_epoch``.
+            which checks that the epochs agree and sets ``steps_per_epoch``.
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 batches, prefetched.
@@ -237,7 +237,6 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
     if isinstance(epoch, range):
         # Read by VAE.fit, which then knows an epoch is 1/len(epoch) of this dataset.
         dataset.vae_keras_epochs = epoch
-        dataset.vae_keras_steps_per_epoch = steps_per_epoch
     return dataset
 
 

@@ -85,20 +85,19 @@ def _one_iterator_for_all_epochs(dataset, fit_kwargs, steps_per_execution=1):
     epochs). Validation passes still make a new iterator each time: Keras's
     ``evaluate`` resets it whatever the arguments.
     """
-    epochs = fit_kwargs.get("epochs", 1) - fit_kwargs.get("initial_epoch", 0)
+    asked = range(fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs", 1))
     batches = int(dataset.cardinality())
     held = getattr(dataset, "vae_keras_epochs", None)  # the range of make_dataset(epoch=range)
     if held is not None and fit_kwargs.get("steps_per_epoch") is None:
-        asked = range(fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs", 1))
         if asked != held:
             raise ValueError(
                 f"This dataset holds epochs {held} (make_dataset(epoch=...)) but fit would run "
                 f"epochs {asked}. Pass initial_epoch={held.start}, epochs={held.stop}.")
-        return dataset, dict(fit_kwargs, steps_per_epoch=dataset.vae_keras_steps_per_epoch)
-    if (epochs <= 1 or batches <= 0 or fit_kwargs.get("steps_per_epoch") is not None
+        return dataset, dict(fit_kwargs, steps_per_epoch=batches // len(held))
+    if (len(asked) <= 1 or batches <= 0 or fit_kwargs.get("steps_per_epoch") is not None
             or batches % steps_per_execution):
         return dataset, fit_kwargs
-    return dataset.repeat(epochs), dict(fit_kwargs, steps_per_epoch=batches)
+    return dataset.repeat(len(asked)), dict(fit_kwargs, steps_per_epoch=batches)
 
 
 class _ImageModel(keras.Model):
