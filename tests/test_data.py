@@ -75,6 +75,20 @@ def test_pipeline_shuffles_batches_and_keeps_every_image():
     assert sorted(values) == sorted(images.ravel()) and not np.array_equal(values, images.ravel())
 
 
+def test_labels_travel_with_their_images_and_binarization_is_unchanged():
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) / 10
+    labels = np.arange(10) * 7
+    pairs = list(vk.make_dataset(images, batch_size=4, seed=1, labels=labels))
+    values = np.concatenate([x.numpy().ravel() for x, _ in pairs])
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in pairs]),
+                                  np.round(values * 10).astype(int) * 7)  # shuffled together
+    gray = np.random.default_rng(0).random((64, 4, 4, 1)).astype(np.float32)
+    alone = vk.make_dataset(gray, 16, binarize=True, seed=3)
+    paired = vk.make_dataset(gray, 16, binarize=True, seed=3, labels=np.zeros(64, int))
+    for x, (x_paired, _) in zip(alone, paired):  # the same order and the same binary draws
+        np.testing.assert_array_equal(x.numpy(), x_paired.numpy())
+
+
 def test_fixed_binarization_is_repeatable():
     images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
     np.testing.assert_array_equal(vk.data.binarize(images, seed=3), vk.data.binarize(images, seed=3))
@@ -85,6 +99,10 @@ def test_pipeline_argument_errors():
         vk.make_dataset(np.zeros((4, 28, 28)))
     with pytest.raises(ValueError, match="255"):
         vk.make_dataset(np.full((4, 2, 2, 1), 9.0), binarize=True)
+    with pytest.raises(ValueError, match="3 labels for 4 images"):
+        vk.make_dataset(np.zeros((4, 2, 2, 1)), labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="whole numbers"):
+        vk.make_dataset(np.zeros((2, 2, 2, 1)), labels=[0.5, 1])
 
 
 def test_an_epoch_dataset_is_a_pure_function_of_seed_and_epoch():

@@ -218,3 +218,58 @@ def as_float_images(images, what="images", unit_range=True):
         raise ValueError(f"{what} have values in [{low:g}, {high:g}]; pixels must lie in "
                          f"[0, 1].{hint}")
     return array.astype(np.float32)
+
+
+def check_labels(labels, count=None, num_classes=None, what="labels"):
+    """Return class labels as an int64 array ``(n,)``, checked; for conditional models.
+
+    Args:
+        labels: one class index per image (ints, or floats that are whole numbers).
+        count: the number of images the labels go with; None skips the length check.
+        num_classes: labels must lie in ``0..num_classes - 1``; None only requires >= 0.
+        what: how to name the labels in an error message.
+
+    Raises:
+        TypeError: no numbers at all (a string, a dict, booleans...).
+        ValueError: missing labels, one-hot rows or other shapes than ``(n,)``, a
+            length other than ``count``, floats that are not whole numbers, NaNs, or
+            labels outside ``0..num_classes - 1``.
+    """
+    fix = "pass one integer class label per image, e.g. model.fit(images, labels)"
+    if labels is None:
+        raise ValueError(f"{what} are missing: a conditional model needs them; {fix}.")
+    if isinstance(labels, (str, bytes, dict)):
+        raise TypeError(f"{what} must be an array of integer class labels, got "
+                        f"{type(labels).__name__}; {fix}.")
+    array = labels.numpy() if tf.is_tensor(labels) and hasattr(labels, "numpy") else labels
+    array = np.asarray(array)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"{what} must hold integer class labels, got dtype {array.dtype}; {fix}.")
+    if array.ndim == 2 and array.shape[1] > 1:
+        width = "" if num_classes is None or array.shape[1] == num_classes else (
+            f" Their {array.shape[1]} columns also disagree with the model's {num_classes} "
+            f"classes.")
+        raise ValueError(f"{what} have shape {array.shape}: one-hot rows? Pass class indices of "
+                         f"shape (n,) instead: labels.argmax(axis=1).{width}")
+    if array.ndim == 2:
+        array = array[:, 0]  # a column (n, 1) is the same labels
+    if array.ndim != 1:
+        raise ValueError(f"{what} must have shape (n,), one class index per image; got "
+                         f"{array.shape}. A single label for all images: np.full(n, label).")
+    if count is not None and len(array) != count:
+        raise ValueError(f"There are {len(array)} {what} for {count} images; {fix}.")
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{what} contain NaN or infinite values; {fix}.")
+        if np.any(array != np.round(array)):
+            bad = array[array != np.round(array)][0]
+            raise ValueError(f"{what} must be whole numbers (class indices), got {float(bad):g}. "
+                             f"Class probabilities? Take labels.argmax(axis=1).")
+    array = array.astype(np.int64)
+    if array.size and (array.min() < 0 or (num_classes is not None and array.max() >= num_classes)):
+        allowed = "0 or more" if num_classes is None else f"in 0..{num_classes - 1}"
+        hint = "" if num_classes is None else (
+            f" This model was built with num_classes={num_classes}; build one with "
+            f"num_classes={max(int(array.max()) + 1, num_classes)} for these labels.")
+        raise ValueError(f"{what} must be {allowed}, got {array.min()}..{array.max()}.{hint}")
+    return array

@@ -7,6 +7,12 @@ half-precision logits. Encoders map images to
 ``(z_mean, z_log_var)`` (or to a single code for the plain autoencoder);
 decoders map codes to one output per pixel: logits for the Bernoulli likelihood
 (``output_activation=None``) or means for the Gaussian one (``"sigmoid"``).
+
+With ``num_classes`` a builder makes the conditional version (for
+:class:`~vae_keras.ConditionalVAE`): a second input of one-hot labels,
+concatenated to the flattened image features (encoders) or to the code
+(decoders), so the model is ``[images, labels] -> code`` and
+``[code, labels] -> pixels``.
 """
 
 import keras
@@ -30,6 +36,15 @@ def _check_image_shape(image_shape):
     return image_shape
 
 
+def _conditioned(inputs, features, num_classes):
+    """Add a one-hot label input concatenated to ``features``: ``(model inputs, features)``."""
+    if num_classes is None:
+        return inputs, features
+    num_classes = _checks.check_whole_number("num_classes", num_classes, 2)
+    labels = keras.Input(shape=(num_classes,), name="labels")
+    return [inputs, labels], layers.Concatenate(name="with_labels")([features, labels])
+
+
 def _encoder_head(features, latent_dim, variational):
     if variational:
         z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(features)
@@ -39,7 +54,8 @@ def _encoder_head(features, latent_dim, variational):
 
 
 def build_dense_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
-                        hidden_units=DEFAULT_DENSE_UNITS, variational=True, name="encoder"):
+                        hidden_units=DEFAULT_DENSE_UNITS, variational=True, name="encoder",
+                        num_classes=None):
     """An MLP encoder: flatten, ReLU hidden layers, then the code.
 
     Args:
@@ -48,6 +64,7 @@ def build_dense_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
         hidden_units: widths of the hidden layers, first to last.
         variational: output ``[z_mean, z_log_var]`` (VAE) or one code (autoencoder).
         name: the model's name.
+        num_classes: if given, a conditional encoder of ``[images, one-hot labels]``.
 
     Returns:
         A ``keras.Model`` from images to the code.
@@ -55,14 +72,15 @@ def build_dense_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
     latent_dim = _checks.check_latent_dim(latent_dim)
     image_shape = _check_image_shape(image_shape)
     images = keras.Input(shape=image_shape, name="images")
-    x = layers.Flatten()(images)
+    inputs, x = _conditioned(images, layers.Flatten()(images), num_classes)
     for units in hidden_units:
         x = layers.Dense(units, activation="relu")(x)
-    return keras.Model(images, _encoder_head(x, latent_dim, variational), name=name)
+    return keras.Model(inputs, _encoder_head(x, latent_dim, variational), name=name)
 
 
 def build_dense_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
-                        hidden_units=DEFAULT_DENSE_UNITS, output_activation=None, name="decoder"):
+                        hidden_units=DEFAULT_DENSE_UNITS, output_activation=None, name="decoder",
+                        num_classes=None):
     """An MLP decoder mirroring :func:`build_dense_encoder`.
 
     Args:
@@ -71,6 +89,7 @@ def build_dense_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
         hidden_units: widths of the encoder's hidden layers; used in reverse order.
         output_activation: ``None`` for logits, ``"sigmoid"`` for means in [0, 1].
         name: the model's name.
+        num_classes: if given, a conditional decoder of ``[codes, one-hot labels]``.
 
     Returns:
         A ``keras.Model`` from codes to one output per pixel.
@@ -78,13 +97,13 @@ def build_dense_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE,
     latent_dim = _checks.check_latent_dim(latent_dim)
     image_shape = _check_image_shape(image_shape)
     codes = keras.Input(shape=(latent_dim,), name="z")
-    x = codes
+    inputs, x = _conditioned(codes, codes, num_classes)
     for units in reversed(tuple(hidden_units)):
         x = layers.Dense(units, activation="relu")(x)
     x = layers.Dense(int(np.prod(image_shape)), activation=output_activation, name="pixels",
                      dtype="float32")(x)
     outputs = layers.Reshape(image_shape, dtype="float32")(x)
-    return keras.Model(codes, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _check_conv_shape(image_shape, filters):
@@ -98,7 +117,8 @@ def _check_conv_shape(image_shape, filters):
 
 
 def build_conv_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFAULT_CONV_FILTERS,
-                       hidden_units=DEFAULT_CONV_DENSE_UNITS, variational=True, name="encoder"):
+                       hidden_units=DEFAULT_CONV_DENSE_UNITS, variational=True, name="encoder",
+                       num_classes=None):
     """A convolutional encoder: 3x3 stride-2 convolutions, a dense layer, then the code.
 
     With ``filters=(32, 64)`` and ``hidden_units=(16,)`` this is the encoder of the
@@ -111,6 +131,7 @@ def build_conv_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFA
         hidden_units: widths of the dense layers after flattening.
         variational: output ``[z_mean, z_log_var]`` (VAE) or one code (autoencoder).
         name: the model's name.
+        num_classes: if given, a conditional encoder of ``[images, one-hot labels]``.
 
     Returns:
         A ``keras.Model`` from images to the code.
@@ -122,14 +143,14 @@ def build_conv_encoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFA
     x = images
     for channels in filters:
         x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu")(x)
-    x = layers.Flatten()(x)
+    inputs, x = _conditioned(images, layers.Flatten()(x), num_classes)
     for units in hidden_units:
         x = layers.Dense(units, activation="relu")(x)
-    return keras.Model(images, _encoder_head(x, latent_dim, variational), name=name)
+    return keras.Model(inputs, _encoder_head(x, latent_dim, variational), name=name)
 
 
 def build_conv_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFAULT_CONV_FILTERS,
-                       output_activation=None, name="decoder"):
+                       output_activation=None, name="decoder", num_classes=None):
     """A convolutional decoder mirroring :func:`build_conv_encoder`.
 
     A dense layer to a ``(h/2^n, w/2^n, filters[-1])`` grid, 3x3 stride-2
@@ -142,6 +163,7 @@ def build_conv_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFA
         filters: the encoder's channels; used in reverse order.
         output_activation: ``None`` for logits, ``"sigmoid"`` for means in [0, 1].
         name: the model's name.
+        num_classes: if given, a conditional decoder of ``[codes, one-hot labels]``.
 
     Returns:
         A ``keras.Model`` from codes to one output per pixel.
@@ -152,14 +174,15 @@ def build_conv_decoder(latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, filters=DEFA
     factor = 2 ** len(filters)
     grid = (image_shape[0] // factor, image_shape[1] // factor, filters[-1])
     codes = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Dense(int(np.prod(grid)), activation="relu")(codes)
+    inputs, x = _conditioned(codes, codes, num_classes)
+    x = layers.Dense(int(np.prod(grid)), activation="relu")(x)
     x = layers.Reshape(grid)(x)
     for channels in reversed(tuple(filters)):
         x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(x)
     outputs = layers.Conv2DTranspose(
         image_shape[-1], 3, padding="same", activation=output_activation, name="pixels",
         dtype="float32")(x)
-    return keras.Model(codes, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def build_encoder(architecture, latent_dim, image_shape=DEFAULT_IMAGE_SHAPE, variational=True,

@@ -157,8 +157,8 @@ def binarize(images, seed=None):
 
 
 def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None,
-                 drop_remainder=False, epoch=None):
-    """A ``tf.data`` pipeline of image batches for ``fit``/``evaluate``.
+                 drop_remainder=False, epoch=None, labels=None):
+    """A ``tf.data`` pipeline of image batches (or image-label pairs) for ``fit``/``evaluate``.
 
     Shuffling permutes indices and gathers each batch from the images held in
     memory, which is cheaper than shuffling the images themselves.
@@ -179,9 +179,13 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             (``vae-keras train --resume``). Train on a range with
             ``VAE.fit(dataset, initial_epoch=range.start, epochs=range.stop)``,
             which checks that the epochs agree and sets ``steps_per_epoch``.
+        labels: optional class labels ``(n,)``, one per image; batches are then
+            ``(images, labels)`` pairs (int64 labels), as a
+            :class:`~vae_keras.ConditionalVAE` trains on.
 
     Returns:
-        A ``tf.data.Dataset`` yielding float32 batches, prefetched.
+        A ``tf.data.Dataset`` yielding float32 batches (or ``(images, labels)``
+        pairs), prefetched.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
@@ -194,6 +198,8 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
                          "divide raw 0-255 pixels by 255 first.")
     count, batch_size = len(images), int(batch_size)
     pixels = tf.constant(images)  # copied once, shared by every epoch
+    if labels is not None:
+        labels = tf.constant(_checks.check_labels(labels, count))
     if epoch is None:
         indices = tf.data.Dataset.range(count)
         if shuffle:
@@ -231,7 +237,7 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
         if binarize:
             uniform = tf.random.stateless_uniform(tf.shape(batch), seed=noise_seed)
             batch = tf.cast(uniform < batch, tf.float32)
-        return batch
+        return batch if labels is None else (batch, tf.gather(labels, batch_indices))
 
     dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     if isinstance(epoch, range):
