@@ -96,3 +96,41 @@ def test_choices_come_from_the_library():
     assert choices["strategy"] == list(vk.performance.STRATEGIES)
     with pytest.raises(SystemExit):
         cli.main(["train", "--observation-scale", "-1"])
+
+
+def test_conditional_train_draws_one_row_per_class_and_sample_draws_a_label(
+        fake_data_dir, tmp_path, monkeypatch, capsys):
+    grids = []
+    original = vk.plotting.image_grid
+
+    def recording_grid(images, ncols=8, **kwargs):
+        grids.append((len(images), ncols))
+        return original(images, ncols=ncols, **kwargs)
+
+    monkeypatch.setattr(vk.plotting, "image_grid", recording_grid)
+    output = tmp_path / "conditional"
+    assert cli.main(["train", "--conditional", "--data-dir", str(fake_data_dir), "--latent-dim",
+                     "2", "--output", str(output)] + QUICK) == 0
+    model = vk.runs.load_model(output / "model.keras")
+    assert isinstance(model, vk.ConditionalVAE) and model.num_classes == 10
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["settings"]["conditional"] and metrics["test"]["num_samples"] == 20
+    assert grids[0] == (80, 8)  # samples.png: 10 rows (one per class) of 8
+    assert "conditional VAE" in capsys.readouterr().out
+
+    sevens = tmp_path / "sevens.png"
+    assert cli.main(["sample", str(output / "model.keras"), "--label", "7", "--num-samples", "4",
+                     "--output", str(sevens)]) == 0
+    assert sevens.stat().st_size > 0 and grids[-1] == (4, 8)
+    assert cli.main(["evaluate", str(output / "model.keras"), "--data-dir", str(fake_data_dir),
+                     "--iwae-samples", "5", "--test-size", "20"]) == 0
+    assert cli.main(["sample", str(output / "model.keras"), "--label", "12",
+                     "--output", str(tmp_path / "x.png")]) == 2
+    assert "0..9" in capsys.readouterr().err
+
+
+def test_label_on_a_plain_model_says_it_needs_a_conditional_one(tmp_path, capsys):
+    vk.VAE(latent_dim=2).save(tmp_path / "plain.keras")
+    assert cli.main(["sample", str(tmp_path / "plain.keras"), "--label", "3",
+                     "--output", str(tmp_path / "x.png")]) == 2
+    assert "--conditional" in capsys.readouterr().err

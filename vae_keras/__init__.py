@@ -5,6 +5,7 @@ The pieces, one module each:
 - ``layers``: :class:`Sampling`, the reparameterization trick.
 - ``architectures``: dense and convolutional encoder/decoder builders.
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
+- ``conditional``: :class:`ConditionalVAE`, a VAE that draws a chosen class.
 - ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
 - ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
 - ``callbacks``: KL warm-up, cyclical annealing, NaN guard.
@@ -27,6 +28,7 @@ from vae_keras import (  # noqa: E402
     applications,
     architectures,
     callbacks,
+    conditional,
     data,
     evaluation,
     latent,
@@ -38,6 +40,7 @@ from vae_keras import (  # noqa: E402
 )
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
+from vae_keras.conditional import ConditionalVAE  # noqa: E402
 from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
 from vae_keras.layers import Sampling  # noqa: E402
 from vae_keras.models import VAE, Autoencoder  # noqa: E402
@@ -45,8 +48,8 @@ from vae_keras.models import VAE, Autoencoder  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
+    "VAE", "Autoencoder", "ConditionalVAE", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
-    "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
+    "applications", "architectures", "callbacks", "conditional", "data", "evaluation", "latent", "losses",
     "performance", "plotting", "quality", "runs",
 ]

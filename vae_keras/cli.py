@@ -4,7 +4,8 @@ This module parses and prints; the work is done by the library. ``train`` runs
 :func:`vae_keras.runs.train` (a resumable run: model, checkpoints, metrics and
 figures in an output folder; see :mod:`vae_keras.runs`), ``evaluate`` reports
 a saved model's test ELBO and importance-weighted NLL, ``sample`` draws a grid
-of images from the prior.
+of images from the prior. ``train --conditional`` trains a
+:class:`~vae_keras.ConditionalVAE`, from which ``sample --label 7`` draws a chosen digit.
 
 Bad numbers are refused by argparse with one line and exit code 2, before any
 data is read or model built (TensorFlow itself is imported with ``vae_keras``,
@@ -18,7 +19,7 @@ import json
 import pathlib
 import sys
 
-from vae_keras import _checks, data, models, performance, plotting, runs
+from vae_keras import _checks, conditional, data, models, performance, plotting, runs
 
 EXIT_INTERRUPTED = runs.EXIT_INTERRUPTED
 
@@ -92,6 +93,9 @@ def _build_parser():
     train.add_argument("--precision", default=defaults.precision,
                        choices=list(performance.PRECISIONS),
                        help="mixed = float16 on GPU, bfloat16 on CPU; losses stay float32")
+    train.add_argument("--conditional", action="store_true",
+                       help="train a conditional VAE on (image, label) pairs; its samples "
+                            "figure has one row per class")
     train.add_argument("--resume", action="store_true",
                        help="continue the interrupted run in --output from its last epoch, "
                             "with its saved settings (--epochs may extend it)")
@@ -113,6 +117,9 @@ def _build_parser():
     sample.add_argument("--num-samples", type=int, default=64)
     sample.add_argument("--columns", type=int, default=8)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--label", type=int, default=None,
+                        help="the class to draw, for a model trained with --conditional "
+                             "(default: one row per class)")
     sample.add_argument("--output", default="samples.png")
     return parser
 
@@ -160,12 +167,13 @@ def _evaluate_command(args):
 
     keras.utils.set_random_seed(args.seed)
     model = runs.load_model(args.model)
-    _, (x_test, _) = data.load_dataset(args.dataset, args.data_dir)
-    x_test = x_test[:args.test_size]
+    _, (x_test, y_test) = data.load_dataset(args.dataset, args.data_dir)
+    x_test, y_test = x_test[:args.test_size], y_test[:args.test_size]
     settings = runs.RunSettings(binarize=args.binarize, likelihood=model.likelihood)
     if settings.uses_binarization:
         x_test = data.binarize(x_test, seed=args.seed + 2)
-    results = runs.evaluate(model, x_test, args.iwae_samples, args.seed)
+    labels = y_test if isinstance(model, conditional.ConditionalVAE) else None
+    results = runs.evaluate(model, x_test, args.iwae_samples, args.seed, labels=labels)
     for key, value in results.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     if args.json:
@@ -177,10 +185,19 @@ def _sample_command(args):
     import matplotlib.pyplot as plt
 
     model = runs.load_model(args.model)
-    figure = plotting.image_grid(model.sample(args.num_samples, seed=args.seed), ncols=args.columns)
+    if not isinstance(model, conditional.ConditionalVAE):
+        if args.label is not None:
+            raise ValueError(f"--label needs a conditional model (vae-keras train "
+                             f"--conditional); {args.model} holds a {type(model).__name__}.")
+        images = model.sample(args.num_samples, seed=args.seed)
+    elif args.label is None:  # one row of each class
+        images = runs.samples_by_class(model, args.columns, args.seed)
+    else:
+        images = model.sample(args.num_samples, labels=args.label, seed=args.seed)
+    figure = plotting.image_grid(images, ncols=args.columns)
     figure.savefig(args.output, bbox_inches="tight")
     plt.close(figure)
-    print(f"Wrote {args.num_samples} samples to {args.output}")
+    print(f"Wrote {len(images)} samples to {args.output}")
     return 0
 
 

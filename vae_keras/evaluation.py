@@ -61,7 +61,13 @@ def _prepare(model, images, batch_size):
             _checks.check_whole_number("batch_size", batch_size))
 
 
-def elbo_per_image(model, images, batch_size=500, seed=None):
+def _batch(images, labels, start, size):
+    """The model's inputs for one batch: images, or ``(images, labels)`` (a conditional VAE)."""
+    batch = tf.constant(images[start:start + size])
+    return batch if labels is None else (batch, tf.constant(labels[start:start + size]))
+
+
+def elbo_per_image(model, images, batch_size=500, seed=None, labels=None):
     """The ELBO of each image in nats: ``log p(x|z) - KL(q(z|x) || p(z))``.
 
     One posterior sample ``z`` per image for the reconstruction term (an unbiased
@@ -72,6 +78,8 @@ def elbo_per_image(model, images, batch_size=500, seed=None):
         images: array of shape ``(n,) + model.image_shape``.
         batch_size: images per forward pass.
         seed: optional int for repeatable draws.
+        labels: the images' class labels, for a :class:`vae_keras.ConditionalVAE`
+            (checked by it); the ELBO is then a bound on ``log p(x | y)``.
 
     Returns:
         NumPy array of shape ``(n,)``; higher is better.
@@ -80,7 +88,7 @@ def elbo_per_image(model, images, batch_size=500, seed=None):
     elbo = _compiled_functions(model)["elbo"]
     seed = _resolve_seed(seed)
     values = [
-        elbo(tf.constant(images[start:start + batch_size]),
+        elbo(_batch(images, labels, start, batch_size),
              tf.constant([seed, start], dtype=tf.int64)).numpy()
         for start in range(0, len(images), batch_size)
     ]
@@ -88,7 +96,7 @@ def elbo_per_image(model, images, batch_size=500, seed=None):
 
 
 def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_size=100,
-                                       max_decoded=4096, seed=None):
+                                       max_decoded=4096, seed=None, labels=None):
     """Estimate ``log p(x)`` per image with the importance-weighted bound (IWAE).
 
     ``log p(x) >= log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)`` with ``z_k ~ q(z|x)``
@@ -103,6 +111,8 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
         batch_size: images encoded at once.
         max_decoded: at most this many codes are decoded in one call; bounds memory.
         seed: optional int for repeatable draws.
+        labels: the images' class labels, for a :class:`vae_keras.ConditionalVAE`;
+            the estimate is then of ``log p(x | y)``.
 
     Returns:
         NumPy array of shape ``(n,)`` of log-likelihood estimates in nats (negate
@@ -115,13 +125,14 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
     seed = _resolve_seed(seed)
     results = []
     for start in range(0, len(images), batch_size):
-        batch = tf.constant(images[start:start + batch_size])
+        batch = _batch(images, labels, start, batch_size)
+        count = len(images[start:start + batch_size])
         # The noise for all K samples is small (K x batch x latent_dim floats); drawing it
         # at once makes the result independent of the chunking, which only bounds the
         # memory of the decoder's activations.
-        noise = tf.random.stateless_normal([num_samples, int(batch.shape[0]), model.latent_dim],
+        noise = tf.random.stateless_normal([num_samples, count, model.latent_dim],
                                            seed=tf.constant([seed, start], dtype=tf.int64))
-        samples_per_chunk = max(1, max_decoded // int(batch.shape[0]))
+        samples_per_chunk = max(1, max_decoded // count)
         chunks = [log_weights(batch, noise[first:first + samples_per_chunk]).numpy()
                   for first in range(0, num_samples, samples_per_chunk)]
         all_log_weights = np.concatenate(chunks, axis=0)  # (K, batch)
@@ -129,14 +140,17 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
     return np.concatenate(results)
 
 
-def negative_log_likelihood(model, images, num_samples=1000, batch_size=100, seed=None):
+def negative_log_likelihood(model, images, num_samples=1000, batch_size=100, seed=None,
+                            labels=None):
     """Mean test NLL in nats and in bits per dimension, from the IWAE bound.
+
+    With ``labels`` (a :class:`vae_keras.ConditionalVAE`), of ``p(x | y)``.
 
     Returns:
         ``{"nll_nats": float, "bits_per_dim": float, "num_samples": K}``.
     """
     log_likelihood = importance_weighted_log_likelihood(
-        model, images, num_samples=num_samples, batch_size=batch_size, seed=seed)
+        model, images, num_samples=num_samples, batch_size=batch_size, seed=seed, labels=labels)
     nll = float(-np.mean(log_likelihood))
     return {
         "nll_nats": nll,

@@ -42,7 +42,10 @@ def _check_model(name, model):
 
 
 def _output_shapes(model, input_shape):
-    spec = model.compute_output_spec(keras.KerasTensor((None,) + tuple(input_shape)))
+    inputs = [keras.KerasTensor((None,) + tuple(input_shape))]
+    # A conditional model's further inputs (one-hot labels) keep their own shapes.
+    inputs += [keras.KerasTensor(x.shape) for x in (getattr(model, "inputs", None) or [])[1:]]
+    spec = model.compute_output_spec(inputs if len(inputs) > 1 else inputs[0])
     if isinstance(spec, dict):
         spec = list(spec.values())
     if isinstance(spec, (list, tuple)):

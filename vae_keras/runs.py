@@ -11,6 +11,10 @@ A run trains a VAE on MNIST or Fashion-MNIST and writes to its output folder:
 - ``samples.png``, ``reconstructions.png``, ``loss_curves.png``, and with
   ``latent_dim=2`` also ``latent_scatter.png`` and ``manifold.png``.
 
+With ``conditional=True`` the model is a :class:`~vae_keras.ConditionalVAE`
+trained on image-label pairs, evaluated on ``log p(x | y)``, and
+``samples.png`` has one row per class.
+
 A resumed run ends where an uninterrupted one would: each epoch's batches are
 a pure function of ``(seed, epoch)`` (:func:`epoch_dataset`), and the Sampling
 layer's random stream is saved with the checkpoint. This machinery is for long
@@ -29,9 +33,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import _checks, callbacks, data, evaluation, models, performance, plotting
+from vae_keras import _checks, callbacks, conditional, data, evaluation, models, performance, plotting
 
 EXIT_INTERRUPTED = 130
+NUM_CLASSES = 10  # MNIST and Fashion-MNIST, for a conditional run
 BINARIZE_CHOICES = ("auto", "yes", "no")
 
 
@@ -66,6 +71,7 @@ class RunSettings:
     verbose: int = 1
     strategy: str = "default"
     precision: str = "float32"
+    conditional: bool = False  # a ConditionalVAE, trained on (image, label) pairs
 
     @property
     def uses_binarization(self):
@@ -76,10 +82,12 @@ class RunSettings:
     def output_folder(self):
         """The output folder: ``output``, or ``runs/<dataset>-<architecture>-z<dim>-<likelihood>``."""
         return pathlib.Path(self.output or f"runs/{self.dataset}-{self.architecture}-"
-                                           f"z{self.latent_dim}-{self.likelihood}")
+                                           f"z{self.latent_dim}-{self.likelihood}"
+                                           f"{'-conditional' if self.conditional else ''}")
 
 
-def epoch_dataset(images, batch_size, epochs, binarize=False, seed=None, shuffle=True):
+def epoch_dataset(images, batch_size, epochs, binarize=False, seed=None, shuffle=True,
+                  labels=None):
     """The batches of several epochs back to back, each a pure function of ``(seed, epoch)``.
 
     Batch i of epoch e takes its images from a permutation seeded by
@@ -94,6 +102,8 @@ def epoch_dataset(images, batch_size, epochs, binarize=False, seed=None, shuffle
         binarize: dynamic binarization (each pixel ~ Bernoulli(gray value)).
         seed: int making the order and the noise repeatable (None is 0).
         shuffle: a new order each epoch.
+        labels: optional class labels, one per image: the batches are then
+            ``(images, labels)`` pairs (a conditional run).
 
     Returns:
         ``(dataset, steps_per_epoch)``: train with ``model.fit(dataset,
@@ -121,7 +131,7 @@ def epoch_dataset(images, batch_size, epochs, binarize=False, seed=None, shuffle
         tf.constant(epoch_numbers, tf.int64)).flat_map(one_epoch).apply(
         # flat_map hides the length; state it, for fit's progress bar.
         tf.data.experimental.assert_cardinality(len(epoch_numbers) * steps_per_epoch))
-    return data.gather_batches(batches, pixels, binarize), steps_per_epoch
+    return data.gather_batches(batches, pixels, binarize, labels), steps_per_epoch
 
 
 def _check_epochs(epochs):
@@ -240,33 +250,46 @@ def load_training_data(settings):
     """Train, validation and test arrays for a run, split and binarized as its settings say.
 
     Returns:
-        ``(x_train, x_validation, x_test, y_test, x_test_evaluated)``: the test
-        images as they are (for figures) and as evaluated (binarized once with a
-        fixed seed for the Bernoulli likelihood, as in the literature).
+        ``(x_train, x_validation, x_test, y_test, x_test_evaluated, y_train,
+        y_validation)``: the test images as they are (for figures) and as
+        evaluated (binarized once with a fixed seed for the Bernoulli likelihood,
+        as in the literature); the training and validation labels last.
     """
-    (x_train, _), (x_test, y_test) = data.load_dataset(settings.dataset, settings.data_dir)
+    (x_train, y_train), (x_test, y_test) = data.load_dataset(settings.dataset, settings.data_dir)
     if settings.train_size:
         x_train = x_train[:settings.train_size + settings.validation_size]
+        y_train = y_train[:len(x_train)]
     if settings.validation_size >= len(x_train):
         raise ValueError(f"--validation-size {settings.validation_size} leaves no training "
                          f"images out of {len(x_train)}; lower it.")
     split = len(x_train) - settings.validation_size
     x_train, x_validation = x_train[:split], x_train[split:]
+    y_train, y_validation = y_train[:split], y_train[split:]
     x_test, y_test = x_test[:settings.test_size], y_test[:settings.test_size]
     x_test_evaluated = x_test
     if settings.uses_binarization:
         x_validation = data.binarize(x_validation, seed=settings.seed + 1)
         x_test_evaluated = data.binarize(x_test, seed=settings.seed + 2)
-    return x_train, x_validation, x_test, y_test, x_test_evaluated
+    return x_train, x_validation, x_test, y_test, x_test_evaluated, y_train, y_validation
 
 
-def evaluate(model, images, iwae_samples, seed):
-    """The test ELBO, and with ``iwae_samples`` > 0 the importance-weighted NLL, as a dict."""
-    results = {"elbo": model.elbo(images, seed=seed), "num_images": int(len(images))}
+def evaluate(model, images, iwae_samples, seed, labels=None):
+    """The test ELBO, and with ``iwae_samples`` > 0 the importance-weighted NLL, as a dict.
+
+    ``labels`` go with the images for a conditional model (bounds on ``log p(x | y)``).
+    """
+    inputs = (images,) if labels is None else (images, labels)
+    results = {"elbo": model.elbo(*inputs, seed=seed), "num_images": int(len(images))}
     if iwae_samples:
         results.update(evaluation.negative_log_likelihood(
-            model, images, num_samples=iwae_samples, seed=seed))
+            model, images, num_samples=iwae_samples, seed=seed, labels=labels))
     return results
+
+
+def samples_by_class(model, per_class, seed):
+    """A conditional model's samples, ``per_class`` of each class in turn: one grid row each."""
+    labels = np.repeat(np.arange(model.num_classes), per_class)
+    return model.sample(len(labels), labels=labels, seed=seed)
 
 
 def _save_figure(figure, path):
@@ -277,18 +300,31 @@ def _save_figure(figure, path):
 
 
 def write_figures(model, output, test_images, test_labels, history, seed):
-    """Samples, reconstructions, loss curves (and for 2-D codes the code space) as PNGs."""
-    _save_figure(plotting.image_grid(model.sample(64, seed=seed), ncols=8,
-                                     title="samples from the prior"), output / "samples.png")
-    _save_figure(plotting.reconstruction_rows(test_images[:10], model.reconstruct(test_images[:10])),
+    """Samples, reconstructions, loss curves (and for 2-D codes the code space) as PNGs.
+
+    A conditional model's samples have one row per class, and its images are
+    encoded and decoded with their labels (no manifold: it would need a label).
+    """
+    is_conditional = isinstance(model, conditional.ConditionalVAE)
+    if is_conditional:
+        samples = plotting.image_grid(samples_by_class(model, 8, seed), ncols=8,
+                                      title="samples, one row per class")
+    else:
+        samples = plotting.image_grid(model.sample(64, seed=seed), ncols=8,
+                                      title="samples from the prior")
+    _save_figure(samples, output / "samples.png")
+    labels = [test_labels] if is_conditional else []  # a conditional model's methods take them
+    reconstructions = model.reconstruct(test_images[:10], *[y[:10] for y in labels])
+    _save_figure(plotting.reconstruction_rows(test_images[:10], reconstructions),
                  output / "reconstructions.png")
     if history:
         _save_figure(plotting.loss_curves(history), output / "loss_curves.png")
     if model.latent_dim == 2:
-        _save_figure(plotting.latent_scatter(model.encode_mean(test_images), test_labels,
+        _save_figure(plotting.latent_scatter(model.encode_mean(test_images, *labels), test_labels,
                                              title="test set, posterior means"),
                      output / "latent_scatter.png")
-        _save_figure(plotting.latent_manifold(model, grid_size=20), output / "manifold.png")
+        if not is_conditional:
+            _save_figure(plotting.latent_manifold(model, grid_size=20), output / "manifold.png")
 
 
 def _resumed_settings(settings, output):
@@ -307,9 +343,11 @@ def _resumed_settings(settings, output):
 
 def build_model(settings):
     """A new, compiled VAE as the settings describe (call inside the strategy's scope)."""
-    model = models.VAE(latent_dim=settings.latent_dim, architecture=settings.architecture,
-                       likelihood=settings.likelihood, beta=settings.beta,
-                       observation_scale=settings.observation_scale, seed=settings.seed)
+    options = dict(num_classes=NUM_CLASSES) if settings.conditional else {}
+    model = (conditional.ConditionalVAE if settings.conditional else models.VAE)(
+        latent_dim=settings.latent_dim, architecture=settings.architecture,
+        likelihood=settings.likelihood, beta=settings.beta,
+        observation_scale=settings.observation_scale, seed=settings.seed, **options)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
     return model
 
@@ -338,7 +376,11 @@ def train(settings, resume=False, log=print):
     settings.epochs = settings.epochs or 30
     keras.utils.set_random_seed(settings.seed)
     performance.set_precision(settings.precision)
-    x_train, x_validation, x_test, y_test, x_test_evaluated = load_training_data(settings)
+    (x_train, x_validation, x_test, y_test, x_test_evaluated, y_train,
+     y_validation) = load_training_data(settings)
+    if not settings.conditional:  # a plain VAE is trained and evaluated on images alone
+        y_train = y_validation = None
+    validation = x_validation if y_validation is None else (x_validation, y_validation)
     output.mkdir(parents=True, exist_ok=True)
     metrics = {"settings": dataclasses.asdict(settings), "status": "running"}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -358,7 +400,8 @@ def train(settings, resume=False, log=print):
         schedules.append(callbacks.CyclicalKLAnnealing(settings.cycle_epochs, high=settings.beta))
 
     first_epoch = checkpoint.epochs_completed
-    log(f"{'Resuming' if state else 'Training'} a {settings.architecture} VAE (latent_dim="
+    log(f"{'Resuming' if state else 'Training'} a {settings.architecture} "
+        f"{'conditional VAE' if settings.conditional else 'VAE'} (latent_dim="
         f"{settings.latent_dim}, {settings.likelihood}, beta={settings.beta}) on {len(x_train)} "
         f"{settings.dataset} images, epochs {first_epoch + 1}-{settings.epochs}, "
         f"{strategy.num_replicas_in_sync} replica(s), {performance.describe_defaults()}; "
@@ -370,12 +413,12 @@ def train(settings, resume=False, log=print):
                                      model.steps_per_execution):
             dataset, steps_per_epoch = epoch_dataset(
                 x_train, settings.batch_size, epochs, binarize=settings.uses_binarization,
-                seed=settings.seed)
+                seed=settings.seed, labels=y_train)
             model.fit(dataset, initial_epoch=epochs.start, epochs=epochs.stop,
                       steps_per_epoch=steps_per_epoch,
                       callbacks=schedules + [checkpoint],  # last: it records what others logged
                       verbose=settings.verbose,
-                      validation_data=x_validation if len(x_validation) else None)
+                      validation_data=validation if len(x_validation) else None)
     except KeyboardInterrupt:
         status, message = "interrupted", "Interrupted (Ctrl-C)."
     except FloatingPointError as error:
@@ -392,7 +435,8 @@ def train(settings, resume=False, log=print):
             log(f"Evaluating the best model on {len(x_test)} test images "
                 f"(IWAE with K={settings.iwae_samples})...")
             metrics["test"] = evaluate(best, x_test_evaluated, settings.iwae_samples,
-                                       settings.seed)
+                                       settings.seed,
+                                       labels=y_test if settings.conditional else None)
         write_figures(best, output, x_test, y_test, checkpoint.history, settings.seed)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return metrics
