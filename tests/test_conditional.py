@@ -221,14 +221,15 @@ def test_conditional_samples_on_real_mnist_are_recognised_as_their_label():
         pytest.skip("no MNIST data directory: set VAE_KERAS_DATA to run the end-to-end test")
     (x_train, y_train), (x_test, y_test) = vk.load_mnist(data_dir)
     keras.utils.set_random_seed(0)
-    model = vk.ConditionalVAE(latent_dim=8, num_classes=10, hidden_units=(256,), seed=0)
-    model.compile()
-    model.fit(vk.make_dataset(x_train[:10000], 100, binarize=True, seed=0, labels=y_train[:10000]),
-              epochs=4, verbose=0)
+    # Notebook 08's fast settings: a small code (4 dimensions) leaves the class to the label.
+    model = vk.ConditionalVAE(latent_dim=4, num_classes=10, hidden_units=(256,), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    model.fit(vk.make_dataset(x_train[:20000], 128, binarize=True, seed=0, labels=y_train[:20000]),
+              epochs=5, verbose=0)
     judge = vk.quality.build_digit_classifier()
     vk.quality.fit_digit_classifier(judge, x_train[:10000], y_train[:10000], epochs=2, seed=0)
     wanted = np.repeat(np.arange(10), 30)
     report = vk.quality.recognition_report(judge, model.sample(len(wanted), labels=wanted, seed=0))
     hits = report["labels"] == wanted
-    assert hits.mean() > 0.6, hits.mean()  # chance is 0.1
-    assert min(hits[wanted == digit].mean() for digit in range(10)) > 0.2
+    assert hits.mean() > 0.6, hits.mean()  # chance is 0.1; 0.86-0.90 over seeds 0-2
+    assert min(hits[wanted == digit].mean() for digit in range(10)) > 0.3

@@ -44,7 +44,7 @@ class ConditionalVAE(models.VAE):
     features (encoder) and to the code (decoder). Train on image-label pairs,
     then draw a chosen class::
 
-        cvae = ConditionalVAE(latent_dim=8, num_classes=10)
+        cvae = ConditionalVAE(latent_dim=4, num_classes=10)
         cvae.compile()
         cvae.fit(x_train, y_train, epochs=10)          # or a Dataset of (images, labels)
         sevens = cvae.sample(16, labels=7)              # or labels=[0, 1, ..., 9, ...]
