@@ -14,6 +14,8 @@ The pieces, one module each:
 - ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
 - ``latent``: interpolation and latent arithmetic.
 - ``plotting``: figures that return a ``Figure``.
+- ``sprites``: binary sprite images made from known factors (shape, scale, rotation, x, y).
+- ``disentanglement``: the mutual information gap, active units, KL per dimension.
 """
 
 import os
@@ -34,6 +36,7 @@ from vae_keras import (  # noqa: E402
     plotting,
     quality,
 )
+from vae_keras import disentanglement, sprites  # noqa: E402
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
 from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
@@ -47,4 +50,5 @@ __all__ = [
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
     "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
     "performance", "plotting", "quality",
+    "disentanglement", "sprites",
 ]
