@@ -153,3 +153,34 @@ def test_traversals_have_a_row_per_dimension_ordered_by_kl(monkeypatch):
     with pytest.raises(ValueError, match="base_index"):
         plotting.latent_traversals(FakeVAE(), np.zeros((2, 6, 6, 1)), base_index=2)
     plt.close("all")
+
+
+def test_factor_vae_score_is_one_for_copies_and_near_chance_for_mixed_codes_or_noise():
+    factors = grid_factors()
+    codes = copied_codes(factors)
+    assert disentanglement.factor_vae_score(codes, factors, num_votes=500) > 0.99
+    hadamard = np.array([[1.0]])
+    for _ in range(3):
+        hadamard = np.block([[hadamard, hadamard], [hadamard, -hadamard]])
+    mixed = disentanglement.factor_vae_score(codes @ hadamard / np.sqrt(8), factors, num_votes=500)
+    noise = np.random.default_rng(1).standard_normal((len(factors), 8))
+    chance = disentanglement.factor_vae_score(noise, factors, num_votes=500)
+    assert mixed < 0.5 and chance < 0.35, (mixed, chance)  # chance is 1 / 5 factors
+    # Unlike MIG, it barely minds a random rotation: each factor still freezes the
+    # dimension it loads on most.
+    rotated = [disentanglement.factor_vae_score(codes @ random_rotation(8, seed), factors,
+                                                num_votes=500) for seed in range(3)]
+    assert np.median(rotated) > 0.85, rotated
+    # A factor copied into two dimensions still freezes a dimension of its own.
+    doubled = np.concatenate([codes, codes[:, 3:4]], axis=1)
+    assert disentanglement.factor_vae_score(doubled, factors, num_votes=500) > 0.99
+
+
+def test_factor_vae_score_names_bad_input():
+    factors = grid_factors(200)
+    with pytest.raises(ValueError, match="prune_threshold"):
+        disentanglement.factor_vae_score(np.zeros((200, 3)), factors)
+    with pytest.raises(ValueError, match="batch_size"):
+        disentanglement.factor_vae_score(copied_codes(factors), factors, batch_size=64)
+    with pytest.raises(TypeError, match="num_votes"):
+        disentanglement.factor_vae_score(copied_codes(factors), factors, num_votes=1.5)
