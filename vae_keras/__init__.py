@@ -15,7 +15,7 @@ The pieces, one module each:
 - ``latent``: interpolation and latent arithmetic.
 - ``plotting``: figures that return a ``Figure``.
 - ``sprites``: binary sprite images made from known factors (shape, scale, rotation, x, y).
-- ``disentanglement``: the mutual information gap, the FactorVAE score, active units, KL per dimension.
+- ``disentanglement``: MIG and FactorVAE scores, active units, KL per dimension.
 """
 
 import os
