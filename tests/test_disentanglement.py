@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from sklearn import metrics  # noqa: E402
 
 from vae_keras import disentanglement, losses, plotting  # noqa: E402
 
@@ -74,6 +75,17 @@ def test_mutual_information_of_a_copy_is_the_factor_entropy():
     np.testing.assert_allclose(np.diag(information[:5]), entropy, rtol=1e-6)
     np.testing.assert_allclose(entropy, np.log(SIZES), atol=0.01)  # uniform factors
     assert information.shape == (8, 5) and information[5:].max() < 0.05
+
+
+def test_mutual_information_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    codes, factors = rng.standard_normal((300, 3)), rng.integers(0, 4, (300, 2))
+    codes[:, 0] += factors[:, 1]  # one dimension that knows something
+    binned = disentanglement.discretize(codes, num_bins=7)
+    expected = [[metrics.mutual_info_score(factors[:, k], binned[:, j]) for k in range(2)]
+                for j in range(3)]
+    np.testing.assert_allclose(disentanglement.mutual_information(codes, factors, num_bins=7),
+                               expected, rtol=1e-9, atol=1e-12)
 
 
 def test_discretize_uses_equal_width_bins_per_dimension():
