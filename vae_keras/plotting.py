@@ -234,8 +234,9 @@ def latent_traversals(model, images, num_steps=9, limit=2.5, base_index=0, ax=No
         codes[row * num_steps:(row + 1) * num_steps, dimension] = values
     decoded = model.decode(codes)
     figure, ax = _new_axes(ax, (0.55 * num_steps + 1.2, 0.55 * len(order) + 0.6))
-    ax.imshow(tile_images(decoded, ncols=num_steps), cmap="gray_r", vmin=0.0, vmax=1.0,
-              interpolation="nearest")
+    # Gray gaps frame each image, so that a sprite moving inside its frame shows.
+    ax.imshow(tile_images(decoded, ncols=num_steps, fill=0.25), cmap="gray_r", vmin=0.0,
+              vmax=1.0, interpolation="nearest")
     height, width = decoded.shape[1:3]
     ax.set_yticks([(height + 1) * row + (height - 1) / 2 for row in range(len(order))])
     ax.set_yticklabels([f"z{d}  KL {kl[d]:.2f}" for d in order], fontsize=8)
