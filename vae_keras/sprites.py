@@ -3,7 +3,7 @@
 The disentanglement literature measures codes against data whose true factors
 of variation are known; its standard set, dSprites (Matthey et al. 2017), is a
 64x64 grid of shapes, scales, rotations and positions. This module draws a
-smaller grid of the same kind with NumPy, in a second or two, so the course
+smaller grid of the same kind with NumPy, in seconds, so the course
 needs no download: every combination of
 
 ============  =========================================================  ====================
@@ -158,7 +158,7 @@ def make_sprites(num_scales=6, num_orientations=6, num_positions=10, num_images=
     """Every combination of the factor grid (or a random subset), as images with factors.
 
     With the defaults that is 3 x 6 x 6 x 10 x 10 = 10,800 images of 28x28,
-    drawn in about a second.
+    drawn in seconds (the time is printed in notebook 09).
 
     Args:
         num_scales: number of scales (see :func:`factor_grid`).
