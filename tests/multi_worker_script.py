@@ -23,14 +23,14 @@ import json
 import pathlib
 import sys
 
-import keras
-import numpy as np
-import tensorflow as tf
-
 TESTS = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(TESTS.parent), str(TESTS)]  # this checkout's vae_keras, and conftest
-import vae_keras as vk  # noqa: E402
+import vae_keras as vk  # noqa: E402  (first, so TensorFlow loads quietly)
 from conftest import TOY_SHAPE, make_bar_images  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 ROLE, OUT = sys.argv[1], pathlib.Path(sys.argv[2])
 if ROLE == "worker":
