@@ -15,6 +15,8 @@ The pieces, one module each:
 - ``latent``: interpolation and latent arithmetic.
 - ``plotting``: figures that return a ``Figure``.
 - ``runs``: resumable training runs (what ``vae-keras train`` does), checkpoints.
+- ``sprites``: binary sprite images made from known factors (shape, scale, rotation, x, y).
+- ``disentanglement``: MIG and FactorVAE scores, active units, KL per dimension.
 """
 
 import os
@@ -40,6 +42,7 @@ from vae_keras import (  # noqa: E402
     quality,
     runs,
 )
+from vae_keras import disentanglement, sprites  # noqa: E402
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
 from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
@@ -53,4 +56,5 @@ __all__ = [
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
     "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
     "performance", "plotting", "quality", "runs",
+    "disentanglement", "sprites",
 ]
