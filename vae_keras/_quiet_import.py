@@ -1,6 +1,6 @@
 """Import TensorFlow without the C++ start-up lines that ``TF_CPP_MIN_LOG_LEVEL`` misses.
 
-TensorFlow 2.21 (and 2.19 and 2.20, tensorflow/tensorflow#100442) prints lines such as
+TensorFlow 2.21 (2.19 too, per tensorflow/tensorflow#100442) prints lines such as
 ``I0000 ... port.cc:153] oneDNN custom operations are on`` and ``cudart_stub.cc:31]
 Could not find cuda drivers`` while its shared libraries load, through Abseil's
 logging, which writes everything to stderr until ``absl::InitializeLog()`` is called
