@@ -3,8 +3,9 @@
 TensorFlow 2.21 (2.19 too, per tensorflow/tensorflow#100442) prints lines such as
 ``I0000 ... port.cc:153] oneDNN custom operations are on`` and ``cudart_stub.cc:31]
 Could not find cuda drivers`` while its shared libraries load, through Abseil's
-logging, which writes everything to stderr until ``absl::InitializeLog()`` is called
-and never reads ``TF_CPP_MIN_LOG_LEVEL``. Two libraries carry their own copy of that
+logging (which writes everything to stderr until ``absl::InitializeLog()`` is called)
+and before ``TF_CPP_MIN_LOG_LEVEL`` is applied: a later line of the same kind,
+``cpu_feature_guard.cc``'s, does obey it. Two libraries carry their own copy of that
 code, so each line comes twice. No TensorFlow setting reaches them: the variable set
 in the environment or in ``os.environ`` before the import, ``TF_ENABLE_ONEDNN_OPTS=0``
 (removes the oneDNN line, but also oneDNN) and ``CUDA_VISIBLE_DEVICES=-1`` were tried.
