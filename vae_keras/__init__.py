@@ -21,9 +21,13 @@ The pieces, one module each:
 
 import os
 
-# Quiets TensorFlow's C++ start-up notes where the TensorFlow version honours it
-# (2.21 prints some before reading it).
+# Hides TensorFlow's C++ INFO and WARNING lines. TensorFlow 2.19+ prints a few while
+# loading, before it reads the variable: _quiet_import filters those at the same level.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from vae_keras import _quiet_import  # noqa: E402
+
+_quiet_import.import_tensorflow()  # first, so no module below loads TensorFlow unfiltered
 
 from vae_keras import (  # noqa: E402
     applications,
