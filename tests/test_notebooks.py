@@ -217,7 +217,8 @@ def unbacked_prose_numbers(content, published=()):
                                                                       and "" in (u, unit)))
                        for v, u in printed):
                     continue
-                if not match["hedge"] and value in literals:
+                if not match["hedge"] and (value in literals or (
+                        match["percent"] and value / 100 in literals)):
                     continue
                 found.append((index, f"{match['hedge'] or ''}{written}{match['percent'] or ''}"
                               .replace("\n", " ")))
