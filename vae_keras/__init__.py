@@ -7,13 +7,14 @@ The pieces, one module each:
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
 - ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
 - ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
-- ``callbacks``: KL warm-up, cyclical annealing, NaN guard, training checkpoints.
+- ``callbacks``: KL warm-up, cyclical annealing, NaN guard.
 - ``performance``: defaults by device, mixed precision, distribution strategies.
 - ``quality``: a digit classifier's verdict on samples, stroke thickness.
 - ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
 - ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
 - ``latent``: interpolation and latent arithmetic.
 - ``plotting``: figures that return a ``Figure``.
+- ``runs``: resumable training runs (what ``vae-keras train`` does), checkpoints.
 """
 
 import os
@@ -33,6 +34,7 @@ from vae_keras import (  # noqa: E402
     performance,
     plotting,
     quality,
+    runs,
 )
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
@@ -46,5 +48,5 @@ __all__ = [
     "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
     "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
-    "performance", "plotting", "quality",
+    "performance", "plotting", "quality", "runs",
 ]
