@@ -166,7 +166,8 @@ def output_numbers(cells):
                     found.append((value, "%"))
                 else:
                     line_start = text.rfind("\n", 0, match.start()) + 1
-                    line_end = text.find("\n", match.end()) % (len(text) + 1)
+                    line_end = text.find("\n", match.end())
+                    line_end = len(text) if line_end < 0 else line_end
                     found.append((value, _unit(text[match.end():line_end],
                                                text[line_start:match.start()])))
                     if 0 <= value <= 1:  # a fraction printed as 0.02 backs "2%" in prose
