@@ -110,11 +110,12 @@ def test_notebooks_import_the_library_instead_of_copying_it(notebook):
 # rounded to the precision the prose writes and, if the prose names a unit ("7 nats", "6 active
 # units"), printed before that same word. A hedge says "measured", so a hedged number must be
 # printed; an unhedged decimal or percent may instead be a literal of the code (a parameter, a
-# threshold). Integers without a hedge (years, layer sizes, epochs) are not checked.
+# threshold). Integers without a hedge (years, layer sizes, epochs) are not checked, nor are
+# numbers inside formulas such as $1/\sqrt{2}$ or $10^{-3}$.
 NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 HEDGE = r"(?:about|around|roughly|nearly|near|approximately|almost|≈|~|\\approx|\\sim)"
 PROSE_NUMBER = re.compile(
-    rf"(?<![\w.,^{{_\\-])(?P<hedge>{HEDGE}\s*\$?\s*)?(?P<number>{NUMBER})(?![\w.]*[A-Za-z_(])"
+    rf"(?<![\w.,^{{_\\-])(?P<hedge>{HEDGE}\s*\$?\s*)?(?P<number>{NUMBER})(?![\w.]*[A-Za-z_(/^\\])"
     rf"(?P<percent>\s*\\?%)?(?P<list>(?:\s*(?:,|and|then|to|or|-|–)\s*(?:then\s+)?"
     rf"(?:{NUMBER})(?![\w.]*[A-Za-z_(]))*)")
 LIST_NUMBER = re.compile(NUMBER)
@@ -251,5 +252,6 @@ def test_the_prose_number_check_catches_drift():
     found = unbacked_prose_numbers(_notebook(stale, printed, code="BETA = 0.25"))
     assert [text for _, text in found] == ["about 7", "1%", "about 6", "about 7", "roughly 39",
                                            "roughly 16"]
-    fresh = "KL about 6.5 nats (≈ 6.49); 2% in gaps; about 5 dimensions, 6 active units; 40%"
+    fresh = ("KL about 6.5 nats (≈ 6.49); 2% in gaps; about 5 dimensions, 6 active units; 40%; "
+             "a spread of about $1/\\sqrt{2}$ within $10^{-3}$")
     assert unbacked_prose_numbers(_notebook(fresh, printed)) == []
