@@ -110,8 +110,9 @@ def test_notebooks_import_the_library_instead_of_copying_it(notebook):
 # rounded to the precision the prose writes and, if the prose names a unit ("7 nats", "6 active
 # units"), printed before that same word. A hedge says "measured", so a hedged number must be
 # printed; an unhedged decimal or percent may instead be a literal of the code (a parameter, a
-# threshold). Integers without a hedge (years, layer sizes, epochs) are not checked, nor are
-# numbers inside formulas such as $1/\sqrt{2}$ or $10^{-3}$.
+# threshold). Not checked: integers without a hedge (years, layer sizes, epochs), numbers in
+# formulas such as $1/\sqrt{2}$ or $10^{-3}$, bounds after a comparison ("> 0.01", "more than
+# 30%": the assert that checks them is the backing), and limits such as "near 0 or 1".
 NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 HEDGE = r"(?:about|around|roughly|nearly|near|approximately|almost|≈|~|\\approx|\\sim)"
 PROSE_NUMBER = re.compile(
@@ -119,6 +120,8 @@ PROSE_NUMBER = re.compile(
     rf"(?P<percent>\s*\\?%)?(?P<list>(?:\s*(?:,|and|then|to|or|-|–)\s*(?:then\s+)?"
     rf"(?:{NUMBER})(?![\w.]*[A-Za-z_(]))*)")
 LIST_NUMBER = re.compile(NUMBER)
+BOUND = re.compile(r"(?:[<>≤≥]|\\[gl]eq?|\\[gl]t|more than|less than|fewer than|at least|"
+                   r"at most|above|below|under|over)\s*\$?\s*$")
 OUTPUT_NUMBER = re.compile(rf"(?<![\w.])-?(?P<number>{NUMBER})(?P<percent>%)?")
 TRAINING_LOG = re.compile(r"^\s*(Epoch \d+/\d+|\d+/\d+ .*step).*$", re.MULTILINE)
 NOT_UNITS = {"in", "of", "and", "to", "the", "a", "an", "for", "per", "or", "with", "on", "at",
@@ -212,6 +215,10 @@ def unbacked_prose_numbers(content, published=()):
                 if written in published or not (match["hedge"] or match["percent"]
                                                  or "." in written):
                     continue
+                if match["hedge"] and not match["percent"] and written in ("0", "1"):
+                    continue  # "near 0 or 1", "close to 1": a limit, not a measurement
+                if not match["hedge"] and BOUND.search(text[:match.start()]):
+                    continue  # "> 0.01", "more than 30%": a stated bound (an assert checks it)
                 value, decimals = _value(written), _decimals(written)
                 unit = "%" if match["percent"] else _unit(
                     re.split(r"[.;:()]\s", text[match.end():match.end() + 40])[0])
@@ -253,5 +260,6 @@ def test_the_prose_number_check_catches_drift():
     assert [text for _, text in found] == ["about 7", "1%", "about 6", "about 7", "roughly 39",
                                            "roughly 16"]
     fresh = ("KL about 6.5 nats (≈ 6.49); 2% in gaps; about 5 dimensions, 6 active units; 40%; "
-             "a spread of about $1/\\sqrt{2}$ within $10^{-3}$")
+             "a spread of about $1/\\sqrt{2}$ within $10^{-3}$; active if $\\mathrm{Var} > 0.01$, "
+             "more than 30% in gaps; probabilities near 0 or 1")
     assert unbacked_prose_numbers(_notebook(fresh, printed)) == []
