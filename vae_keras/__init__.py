@@ -13,6 +13,7 @@ The pieces, one module each:
 - ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
 - ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
 - ``latent``: interpolation and latent arithmetic.
+- ``aggregate``: the aggregate posterior q(z), its mismatch with the prior, ex-post mixtures.
 - ``plotting``: figures that return a ``Figure``.
 """
 
@@ -23,6 +24,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vae_keras import (  # noqa: E402
+    aggregate,
     applications,
     architectures,
     callbacks,
@@ -45,6 +47,6 @@ __version__ = "0.1.0"
 __all__ = [
     "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
-    "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
-    "performance", "plotting", "quality",
+    "aggregate", "applications", "architectures", "callbacks", "data", "evaluation", "latent",
+    "losses", "performance", "plotting", "quality",
 ]
