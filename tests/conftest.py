@@ -77,3 +77,15 @@ def real_data_dir():
         if candidate and (pathlib.Path(candidate) / "mnist").is_dir():
             return pathlib.Path(candidate)
     return None
+
+
+def press_ctrl_c_at_end_of_second_epoch(monkeypatch):
+    """Raise KeyboardInterrupt as the second epoch ends, before it is checkpointed."""
+    original = vk.callbacks.NonFiniteLossGuard.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(vk.callbacks.NonFiniteLossGuard, "on_epoch_end", interrupt)

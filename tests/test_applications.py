@@ -97,7 +97,7 @@ def test_anomaly_scores_reject_bad_arguments(trained_toy_vae):
         applications.anomaly_scores(model, images, num_samples=2.5)
     with pytest.raises(TypeError, match="VAE"):
         applications.anomaly_scores("model.keras", images)
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(ValueError, match="seed"):
         applications.anomaly_scores(model, images, seed=-1)
     with pytest.raises(ValueError, match="shape"):
         applications.anomaly_scores(model, images[..., 0])

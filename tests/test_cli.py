@@ -2,27 +2,14 @@
 
 import json
 
-import keras
-import numpy as np
 import pytest
 
-import vae_keras.callbacks
+import vae_keras as vk
+from conftest import press_ctrl_c_at_end_of_second_epoch
 from vae_keras import cli
 
 QUICK = ["--epochs", "2", "--train-size", "300", "--validation-size", "100", "--test-size", "50",
          "--iwae-samples", "20", "--verbose", "0", "--batch-size", "50"]
-
-
-def press_ctrl_c_at_end_of_second_epoch(monkeypatch):
-    """Raise KeyboardInterrupt as the second epoch ends, before it is checkpointed."""
-    original = vae_keras.callbacks.NonFiniteLossGuard.on_epoch_end
-
-    def interrupt(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(vae_keras.callbacks.NonFiniteLossGuard, "on_epoch_end", interrupt)
 
 
 def test_train_writes_model_metrics_and_figures_then_evaluate_and_sample(fake_data_dir, tmp_path, capsys):
@@ -73,30 +60,39 @@ def test_bad_arguments_exit_with_one_line(tmp_path, capsys):
     assert ".keras" in capsys.readouterr().err
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(fake_data_dir, tmp_path, monkeypatch):
-    args = ["train", "--data-dir", str(fake_data_dir), "--latent-dim", "2",
-            "--warmup-epochs", "2"] + QUICK
-    args[args.index("--epochs") + 1] = "3"
-    assert cli.main(args + ["--output", str(tmp_path / "whole")]) == 0
-
+def test_resume_continues_from_the_command_line(fake_data_dir, tmp_path, monkeypatch, capsys):
+    # The equality of resumed and uninterrupted runs is tested on runs.train
+    # (tests/test_runs.py); here, that the command line reaches it.
     press_ctrl_c_at_end_of_second_epoch(monkeypatch)
-    assert cli.main(args + ["--output", str(tmp_path / "split")]) == cli.EXIT_INTERRUPTED
+    args = ["train", "--data-dir", str(fake_data_dir), "--output", str(tmp_path / "run")] + QUICK
+    args[args.index("--epochs") + 1] = "3"
+    assert cli.main(args) == cli.EXIT_INTERRUPTED
     monkeypatch.undo()
-    assert json.loads((tmp_path / "split" / "checkpoint.json").read_text())["epochs_completed"] == 1
-    assert cli.main(["train", "--output", str(tmp_path / "split"), "--resume", "--verbose", "0"]) == 0
-
-    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
-    split = json.loads((tmp_path / "split" / "metrics.json").read_text())
-    assert split["epochs_completed"] == whole["epochs_completed"] == 3
-    for key in ["loss", "val_loss", "kl_loss", "beta"]:
-        np.testing.assert_allclose(split["history"][key], whole["history"][key], rtol=1e-5)
-    whole_model = keras.models.load_model(tmp_path / "whole" / "checkpoint.keras")
-    split_model = keras.models.load_model(tmp_path / "split" / "checkpoint.keras")
-    for a, b in zip(whole_model.get_weights(), split_model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert split["test"]["elbo"] == pytest.approx(whole["test"]["elbo"], rel=1e-4)
+    assert cli.main(["train", "--output", str(tmp_path / "run"), "--resume", "--verbose", "0"]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_completed"] == 3
+    assert "Test ELBO" in capsys.readouterr().out
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
     assert cli.main(["train", "--output", str(tmp_path), "--resume"]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_model_gets_a_true_message(tmp_path, capsys):
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"\x00" * 100)
+    assert cli.main(["evaluate", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "not a Keras model file" in err and "File not found" not in err
+
+
+def test_choices_come_from_the_library():
+    parser = cli._build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    choices = {action.dest: action.choices for action in train._actions if action.choices}
+    assert choices["dataset"] == list(vk.data.DATASETS)
+    assert choices["likelihood"] == list(vk._checks.LIKELIHOODS)
+    assert choices["architecture"] == list(vk._checks.ARCHITECTURES)
+    assert choices["strategy"] == list(vk.performance.STRATEGIES)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--observation-scale", "-1"])

@@ -136,3 +136,37 @@ def test_a_non_tensorflow_backend_is_refused_with_the_fix(monkeypatch):
     for build in (lambda: vk.VAE(latent_dim=2), lambda: vk.Autoencoder(latent_dim=2)):
         with pytest.raises(RuntimeError, match="KERAS_BACKEND=tensorflow"):
             build()
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: vk.latent.lerp(np.zeros(2), np.ones(2), steps=2.5),
+    lambda m: m.sample(2.5),
+    lambda m: m.elbo(GOOD, batch_size=2.5),
+    lambda m: m.nll(GOOD, num_samples=2.5),
+    lambda m: m.decode(np.zeros((2, 2)), batch_size=2.5),
+    lambda m: vk.make_dataset(GOOD, batch_size=2.5),
+    lambda m: vk.applications.denoise(m, GOOD, noise_std=0.1, steps=2.5),
+], ids=["lerp-steps", "sample", "elbo-batch", "nll-samples", "decode-batch", "dataset-batch",
+        "denoise-steps"])
+def test_one_rule_a_fractional_count_is_a_type_error(model, call):
+    with pytest.raises(TypeError, match="whole number"):
+        call(model)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: vk.latent.lerp(np.zeros(2), np.ones(2), steps=1),
+    lambda m: m.sample(0),
+    lambda m: m.elbo(GOOD, batch_size=0),
+    lambda m: vk.applications.anomaly_scores(m, GOOD, seed=-3),
+], ids=["lerp-steps", "sample", "elbo-batch", "seed"])
+def test_one_rule_a_count_out_of_range_is_a_value_error(model, call):
+    with pytest.raises(ValueError, match=">="):
+        call(model)
+
+
+def test_one_rule_an_autoencoder_is_not_a_vae():
+    autoencoder = vk.Autoencoder(latent_dim=2)
+    for function in (vk.evaluation.elbo_per_image, vk.applications.anomaly_scores,
+                     vk.applications.compression_bits):
+        with pytest.raises(TypeError, match="vae_keras.VAE"):
+            function(autoencoder, GOOD)

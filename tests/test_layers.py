@@ -2,7 +2,10 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
+
+import vae_keras as vk
 
 from vae_keras import Sampling
 
@@ -53,3 +56,18 @@ def test_the_random_stream_survives_save_and_load(tmp_path):
     expected = keras.ops.convert_to_numpy(model(zeros))
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(zeros)), expected)
+
+
+def test_sampling_refuses_mismatched_shapes_with_a_clear_error():
+    with pytest.raises(ValueError, match=r"same shape.*\(4, 2\).*\(4, 3\)"):
+        vk.Sampling()([np.zeros((4, 2), "float32"), np.zeros((4, 3), "float32")])
+    with pytest.raises(ValueError, match="pair"):
+        vk.Sampling()(np.zeros((4, 2), "float32"))
+
+
+def test_reparameterize_broadcasts_sample_axes():
+    mean = np.array([[1.0, -1.0]], "float32")
+    log_var = np.log(np.array([[4.0, 0.25]], "float32"))
+    noise = np.array([[[1.0, 1.0]], [[-1.0, 2.0]]], "float32")  # (K=2, batch=1, 2)
+    z = keras.ops.convert_to_numpy(vk.layers.reparameterize(mean, log_var, noise))
+    np.testing.assert_allclose(z, [[[3.0, -0.5]], [[-1.0, 0.0]]], rtol=1e-6)

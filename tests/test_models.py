@@ -137,19 +137,6 @@ def test_which_datasets_fit_repeats():
     assert int(unknown.cardinality()) == tf.data.UNKNOWN_CARDINALITY
 
 
-def test_fit_on_a_range_of_epochs_runs_each_epoch_once_and_checks_the_count():
-    images = make_bar_images(200)  # 4 batches of 64
-    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,), seed=0)
-    model.compile()
-    seen = _StepsSeen()
-    dataset = vk.make_dataset(images, 64, binarize=True, seed=0, epoch=range(2, 5))
-    history = model.fit(dataset, initial_epoch=2, epochs=5, callbacks=[seen], verbose=0)
-    assert seen.steps == 4 and seen.batches == [4, 4, 4] and len(history.history["loss"]) == 3
-    for wrong in [{"epochs": 3}, {"epochs": 5}, {"initial_epoch": 2, "epochs": 4}]:
-        with pytest.raises(ValueError, match=r"holds epochs range\(2, 5\)"):
-            model.fit(dataset, verbose=0, **wrong)
-
-
 def test_fit_leaves_the_dataset_alone_when_an_execution_would_straddle_epochs():
     # 3 steps per execution do not divide 4 batches: Keras's own epoch handling applies.
     _, seen, losses = _train_toy(steps_per_execution=3)
@@ -221,3 +208,65 @@ def test_elbo_and_nll_methods_agree_with_the_evaluation_module(trained_toy_vae):
     per_image = model.nll(images[:16], num_samples=20, per_image=True, seed=0)
     assert per_image.shape == (16,)
     assert model.nll(images[:16], num_samples=20, seed=0) == pytest.approx(float(per_image.mean()))
+
+
+def test_the_likelihood_lives_in_two_methods():
+    images = make_bar_images(4)
+    logits = np.random.default_rng(0).normal(size=images.shape).astype(np.float32)
+    bernoulli = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(8,))
+    np.testing.assert_allclose(bernoulli.log_likelihood(images, logits),
+                               vk.losses.bernoulli_log_likelihood(images, logits), rtol=1e-6)
+    np.testing.assert_allclose(bernoulli.mean_images(logits), 1 / (1 + np.exp(-logits)), rtol=1e-5)
+    gaussian = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(8,),
+                      likelihood="gaussian", observation_scale=0.3)
+    means = 1 / (1 + np.exp(-logits))
+    expected = (-0.5 * np.log(2 * np.pi) - np.log(0.3)
+                - 0.5 * ((images - means) / 0.3) ** 2).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(gaussian.log_likelihood(images, means), expected, rtol=1e-5)
+    np.testing.assert_array_equal(gaussian.mean_images(means), means)
+
+
+@pytest.mark.parametrize("kind, shape", [("learned", ()), ("learned_per_pixel", TOY_SHAPE)])
+def test_a_learned_observation_scale_trains_towards_the_error_and_round_trips(kind, shape, tmp_path):
+    keras.utils.set_random_seed(0)
+    images = make_bar_images(512) * 0.8 + 0.1
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(32,),
+                   likelihood="gaussian", observation_scale=kind)
+    assert np.shape(model.observation_scale_value) == shape
+    np.testing.assert_allclose(model.observation_scale_value, 0.1, rtol=1e-6)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(images, epochs=30, batch_size=64, verbose=0)
+    sigma = model.observation_scale_value
+    assert np.all(sigma >= vk.models.MIN_LEARNED_SCALE) and np.all(np.isfinite(sigma))
+    if kind == "learned":
+        # Maximum likelihood puts a shared sigma at the RMSE of the reconstructions.
+        rmse = float(np.sqrt(np.mean((model.predict(images, verbose=0) - images) ** 2)))
+        assert sigma == pytest.approx(rmse, rel=0.35)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.observation_scale_value, sigma, rtol=1e-6)
+    np.testing.assert_allclose(loaded.elbo(images, seed=1), model.elbo(images, seed=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad, error", [("learnt", ValueError), (-0.1, ValueError),
+                                        ([0.1], TypeError)])
+def test_bad_observation_scales_are_refused(bad, error):
+    with pytest.raises(error, match="observation_scale"):
+        vk.VAE(latent_dim=2, likelihood="gaussian", observation_scale=bad)
+
+
+def test_evaluated_models_are_not_kept_alive():
+    import gc
+    import weakref
+
+    images = make_bar_images(8)
+    references = []
+    for seed in range(3):
+        model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(8,), seed=seed)
+        model.elbo(images, seed=0)
+        model.nll(images, num_samples=4, seed=0)
+        references.append(weakref.ref(model))
+    del model
+    gc.collect()
+    assert [reference() for reference in references] == [None, None, None]

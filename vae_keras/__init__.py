@@ -7,7 +7,7 @@ The pieces, one module each:
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
 - ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
 - ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
-- ``callbacks``: KL warm-up, cyclical annealing, NaN guard, training checkpoints.
+- ``callbacks``: KL warm-up, cyclical annealing, NaN guard.
 - ``performance``: defaults by device, mixed precision, distribution strategies.
 - ``quality``: a digit classifier's verdict on samples, stroke thickness.
 - ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
@@ -15,6 +15,7 @@ The pieces, one module each:
 - ``latent``: interpolation and latent arithmetic.
 - ``aggregate``: the aggregate posterior q(z), its mismatch with the prior, ex-post mixtures.
 - ``plotting``: figures that return a ``Figure``.
+- ``runs``: resumable training runs (what ``vae-keras train`` does), checkpoints.
 """
 
 import os
@@ -35,6 +36,7 @@ from vae_keras import (  # noqa: E402
     performance,
     plotting,
     quality,
+    runs,
 )
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
@@ -48,5 +50,5 @@ __all__ = [
     "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
     "aggregate", "applications", "architectures", "callbacks", "data", "evaluation", "latent",
-    "losses", "performance", "plotting", "quality",
+    "losses", "performance", "plotting", "quality", "runs",
 ]

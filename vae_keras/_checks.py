@@ -180,6 +180,26 @@ def check_whole_number(name, value, minimum=1):
     return int(value)
 
 
+def check_vae(model, what="model"):
+    """Raise a TypeError unless ``model`` is a VAE: something with the VAE's forward pass.
+
+    The one test of "is this a VAE" for functions that take a trained model
+    (evaluation, the applications). It looks for the methods they call, so a
+    :class:`vae_keras.VAE` subclass or a conditional VAE passes and a plain
+    :class:`vae_keras.Autoencoder` (a point code, no posterior) does not.
+    """
+    needed = ("check_images", "posterior", "reconstruction_and_kl", "log_importance_weights",
+              "decode", "encode_mean")
+    if not all(callable(getattr(model, name, None)) for name in needed):
+        raise TypeError(f"{what} must be a trained vae_keras.VAE, got {type(model).__name__}.")
+    return model
+
+
+def check_seed(seed):
+    """Return ``seed`` as None or an int >= 0 (TypeError for other types, ValueError below 0)."""
+    return None if seed is None else check_whole_number("seed", seed, minimum=0)
+
+
 def check_fraction(name, value, include_one=True):
     """Return ``value`` as a float in [0, 1] (or [0, 1) without ``include_one``)."""
     interval = "[0, 1]" if include_one else "[0, 1)"

@@ -59,14 +59,6 @@ def _check_scores(name, scores):
     return array
 
 
-def _check_seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"seed must be None or a whole number >= 0, got {seed!r}.")
-    return int(seed)
-
-
 # ----------------------------------------------------------------------------- ROC
 
 
@@ -165,14 +157,9 @@ def anomaly_scores(model, images, num_samples=1, batch_size=500, seed=None):
         TypeError: if ``num_samples`` is not a whole number or ``model`` not a VAE.
         ValueError: for ``num_samples < 1`` or images the model cannot take.
     """
-    if not (hasattr(model, "encoder") and hasattr(model, "decoder")
-            and hasattr(model, "check_images") and hasattr(model, "likelihood")):
-        raise TypeError(f"model must be a trained vae_keras.VAE, got {type(model).__name__}.")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
-        raise TypeError(f"num_samples must be a whole number >= 1, got {num_samples!r}.")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1 (1 gives the ELBO), got {num_samples}.")
-    seed = _check_seed(seed)
+    _checks.check_vae(model)
+    num_samples = _checks.check_whole_number("num_samples", num_samples)
+    seed = _checks.check_seed(seed)
     if num_samples == 1:
         return -evaluation.elbo_per_image(model, images, batch_size=batch_size, seed=seed)
     return -evaluation.importance_weighted_log_likelihood(
@@ -200,7 +187,7 @@ def add_gaussian_noise(images, std, seed=None):
     """
     clean = _checks.as_float_images(images)
     std = _checks.check_positive("std", std, allow_zero=True)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(_checks.check_seed(seed))
     noisy = clean + std * rng.standard_normal(clean.shape, dtype=np.float32)
     return np.clip(noisy, 0.0, 1.0).astype(np.float32)
 
@@ -222,7 +209,7 @@ def add_salt_and_pepper(images, amount, seed=None):
     """
     clean = _checks.as_float_images(images)
     amount = _checks.check_fraction("amount", amount)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(_checks.check_seed(seed))
     replaced = rng.random(clean.shape) < amount
     salt = rng.random(clean.shape) < 0.5
     return np.where(replaced, salt.astype(np.float32), clean).astype(np.float32)
@@ -284,24 +271,15 @@ def denoise(model, noisy_images, noise_std=0.3, steps=100, learning_rate=0.05,
         TypeError: for a model that is not a VAE or non-numeric settings.
         ValueError: for non-positive settings or images the model cannot take.
     """
-    if not (hasattr(model, "encode_mean") and hasattr(model, "decoder")
-            and hasattr(model, "check_images")):
-        raise TypeError(f"model must be a trained vae_keras.VAE, got {type(model).__name__}.")
-    noise_std = _checks.check_positive("noise_std", noise_std, allow_zero=True)
-    learning_rate = _checks.check_positive("learning_rate", learning_rate, allow_zero=True)
-    if noise_std == 0 or learning_rate == 0:
-        raise ValueError(f"noise_std and learning_rate must be > 0, got {noise_std!r} and "
-                         f"{learning_rate!r}.")
-    for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name} must be a whole number, got {value!r}.")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}.")
+    _checks.check_vae(model)
+    noise_std = _checks.check_positive("noise_std", noise_std)
+    learning_rate = _checks.check_positive("learning_rate", learning_rate)
+    steps = _checks.check_whole_number("steps", steps, minimum=0)
+    batch_size = _checks.check_whole_number("batch_size", batch_size)
     model.check_images(noisy_images, what="noisy_images")
     noisy_images = np.asarray(noisy_images, dtype=np.float32)
     codes = model.encode_mean(noisy_images).astype(np.float32)
     weight = 1.0 / (2.0 * noise_std**2)
-    bernoulli = getattr(model, "likelihood", "bernoulli") == "bernoulli"
     denoised_codes = []
     for start in range(0, len(noisy_images), int(batch_size)):
         target = tf.constant(noisy_images[start:start + int(batch_size)])
@@ -311,8 +289,7 @@ def denoise(model, noisy_images, noise_std=0.3, steps=100, learning_rate=0.05,
         @tf.function
         def step(code=code, target=target, optimizer=optimizer):
             with tf.GradientTape() as tape:
-                output = tf.cast(model.decoder(code, training=False), tf.float32)
-                mean = tf.sigmoid(output) if bernoulli else output
+                mean = model.mean_images(model.decoder_output(code))
                 objective = (weight * tf.reduce_sum(tf.square(target - mean))
                              + 0.5 * tf.reduce_sum(tf.square(code)))
             optimizer.apply([tape.gradient(objective, code)], [code])
@@ -385,10 +362,7 @@ def raw_bits(image_shape, bits_per_pixel=8):
         raise TypeError(f"image_shape must be a tuple of whole numbers, got {image_shape!r}.")
     if any(d < 1 for d in sizes):
         raise ValueError(f"image_shape sizes must be >= 1, got {image_shape!r}.")
-    if isinstance(bits_per_pixel, bool) or not isinstance(bits_per_pixel, numbers.Real):
-        raise TypeError(f"bits_per_pixel must be a number, got {bits_per_pixel!r}.")
-    if not (np.isfinite(bits_per_pixel) and bits_per_pixel > 0):
-        raise ValueError(f"bits_per_pixel must be > 0, got {bits_per_pixel!r}.")
+    bits_per_pixel = _checks.check_positive("bits_per_pixel", bits_per_pixel)
     return float(np.prod(sizes) * bits_per_pixel)
 
 
@@ -448,10 +422,9 @@ def compression_bits(model, images, seed=None, batch_size=500):
         TypeError: if ``model`` is not a VAE or ``seed`` not a whole number.
         ValueError: for images the model cannot take.
     """
-    if not (hasattr(model, "encode") and hasattr(model, "check_images")):
-        raise TypeError(f"model must be a trained vae_keras.VAE, got {type(model).__name__}.")
+    _checks.check_vae(model)
     total_nats = -evaluation.elbo_per_image(model, images, batch_size=batch_size,
-                                            seed=_check_seed(seed))
+                                            seed=_checks.check_seed(seed))
     z_mean, z_log_var = model.encode(images, batch_size=batch_size)
     rate = code_length_bits(z_mean, z_log_var)
     total = total_nats / LOG_2

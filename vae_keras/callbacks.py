@@ -10,10 +10,7 @@ CPU, 32 on GPU), so beta moves in steps of that many batches: a fine grain for
 schedules that last epochs.
 """
 
-import json
 import math
-import os
-import pathlib
 
 import keras
 import numpy as np
@@ -128,65 +125,3 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             f"Usual causes: a learning rate that is too high (try 1e-3 or less), inputs with "
             f"NaNs, or a Gaussian likelihood with a very small observation_scale."
         )
-
-
-class TrainingCheckpoint(keras.callbacks.Callback):
-    """Saves what a long run needs to survive an interruption, after every epoch.
-
-    In ``directory``:
-
-    - ``model.keras``: the model with the best ``monitor`` value so far;
-    - ``checkpoint.keras``: the latest model, optimizer state included;
-    - ``checkpoint.json``: epochs completed, the best value, and the per-epoch
-      history of every logged value.
-
-    Files are written under a temporary name and renamed, so an interruption
-    during a save never leaves a damaged file. :meth:`load_state` reads the JSON
-    back; ``vae-keras train --resume`` uses both to continue a run.
-
-    Args:
-        directory: output folder (created if needed).
-        monitor: the logged value that decides the best model, e.g. ``"val_loss"``.
-        best: the best value so far (when resuming).
-        history: the history so far (when resuming), a dict of lists.
-    """
-
-    MODEL, CHECKPOINT, STATE = "model.keras", "checkpoint.keras", "checkpoint.json"
-
-    def __init__(self, directory, monitor="val_loss", best=math.inf, history=None):
-        super().__init__()
-        self.directory = pathlib.Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.monitor = monitor
-        self.best = float(best)
-        self.history = {key: list(values) for key, values in (history or {}).items()}
-        self.epochs_completed = len(self.history.get("loss", []))
-
-    def _save_model(self, name):
-        temporary = self.directory / f"{name}.partial.keras"
-        self.model.save(temporary)
-        os.replace(temporary, self.directory / name)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(np.asarray(value)))
-        self.epochs_completed = epoch + 1
-        value = logs.get(self.monitor)
-        if value is not None and float(np.asarray(value)) < self.best:
-            self.best = float(np.asarray(value))
-            self._save_model(self.MODEL)
-        self._save_model(self.CHECKPOINT)
-        state = {"epochs_completed": self.epochs_completed, "monitor": self.monitor,
-                 "best": self.best, "history": self.history}
-        temporary = self.directory / f"{self.STATE}.partial"
-        temporary.write_text(json.dumps(state, indent=1))
-        os.replace(temporary, self.directory / self.STATE)
-
-    @classmethod
-    def load_state(cls, directory):
-        """The saved state of a run in ``directory``, or None if it has none."""
-        path = pathlib.Path(directory) / cls.STATE
-        if not path.is_file() or not (pathlib.Path(directory) / cls.CHECKPOINT).is_file():
-            return None
-        return json.loads(path.read_text())

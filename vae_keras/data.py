@@ -156,12 +156,27 @@ def binarize(images, seed=None):
     return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
+def check_pipeline_images(images, binarize=False):
+    """Images for a ``tf.data`` pipeline as float32 ``(n, h, w, c)``; ValueError otherwise."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (n, height, width, channels), got {images.shape}; "
+                         f"add a channel axis with images[..., None].")
+    if binarize and (images.min() < 0 or images.max() > 1):
+        raise ValueError("binarize=True needs pixel values in [0, 1] (they are probabilities); "
+                         "divide raw 0-255 pixels by 255 first.")
+    return images
+
+
 def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None,
-                 drop_remainder=False, epoch=None):
+                 drop_remainder=False):
     """A ``tf.data`` pipeline of image batches for ``fit``/``evaluate``.
 
     Shuffling permutes indices and gathers each batch from the images held in
-    memory, which is cheaper than shuffling the images themselves.
+    memory, which is cheaper than shuffling the images themselves. ``VAE.fit``
+    plays a finite dataset over all its epochs from one iterator; every pass has
+    a new order and new binarization noise. (A run that must stop and resume
+    with the same batches uses :func:`vae_keras.runs.epoch_dataset`.)
 
     Args:
         images: float array ``(n, h, w, c)`` in [0, 1].
@@ -172,60 +187,31 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             literature (it also acts as a regularizer).
         seed: optional int making shuffling and binarization repeatable.
         drop_remainder: drop the last, smaller batch (gives static batch shapes).
-        epoch: if given, an int (one epoch) or a ``range`` of epochs played back to
-            back, e.g. ``range(5, 30)``. Each epoch's order and binarization is a
-            pure function of ``(seed, epoch)``, the same on every pass, so training
-            can stop and resume with the same result as an uninterrupted run
-            (``vae-keras train --resume``). Train on a range with
-            ``VAE.fit(dataset, initial_epoch=range.start, epochs=range.stop)``,
-            which checks that the epochs agree and sets ``steps_per_epoch``.
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 batches, prefetched.
     """
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (n, height, width, channels), got {images.shape}; "
-                         f"add a channel axis with images[..., None].")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
-    if binarize and (images.min() < 0 or images.max() > 1):
-        raise ValueError("binarize=True needs pixel values in [0, 1] (they are probabilities); "
-                         "divide raw 0-255 pixels by 255 first.")
-    count, batch_size = len(images), int(batch_size)
-    pixels = tf.constant(images)  # copied once, shared by every epoch
-    if epoch is None:
-        indices = tf.data.Dataset.range(count)
-        if shuffle:
-            indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        # Fresh noise seeds on every pass, so each epoch sees new binary samples.
-        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        batches = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder),
-                                       noise_seeds))
-    else:
-        base = tf.constant(0 if seed is None else int(seed), tf.int64)
+    images = check_pipeline_images(images, binarize)
+    batch_size = _checks.check_whole_number("batch_size", batch_size)
+    count = len(images)
+    pixels = tf.constant(images)  # copied once, shared by every pass
+    indices = tf.data.Dataset.range(count)
+    if shuffle:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    # Fresh noise seeds on every pass, so each epoch sees new binary samples.
+    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    batches = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder),
+                                   noise_seeds))
 
-        def one_epoch(epoch_number):
-            # Batch i of epoch e: indices from a permutation seeded by (seed, e),
-            # binarization noise seeded by (seed, e * n + i). Batches never span
-            # two epochs, so each epoch has the same batches as when built alone.
-            order = tf.range(count, dtype=tf.int64)
-            if shuffle:
-                order = tf.cast(tf.argsort(tf.random.stateless_uniform(
-                    [count], seed=tf.stack([base, epoch_number]))), tf.int64)
-            indices = tf.data.Dataset.from_tensor_slices(order).batch(
-                batch_size, drop_remainder=drop_remainder)
-            noise_seeds = tf.data.Dataset.range(count).map(
-                lambda step: tf.stack([base, epoch_number * count + step]))
-            return tf.data.Dataset.zip((indices, noise_seeds))
+    return gather_batches(batches, pixels, binarize)
 
-        epoch_numbers = _check_epochs(epoch)
-        steps_per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.constant(epoch_numbers, tf.int64)).flat_map(one_epoch).apply(
-            # flat_map hides the length; state it, for fit's progress bar and checks.
-            tf.data.experimental.assert_cardinality(len(epoch_numbers) * steps_per_epoch))
 
+def gather_batches(batches, pixels, binarize):
+    """Map ``(batch_indices, noise_seed)`` pairs to image batches, binarized if asked.
+
+    Shared by :func:`make_dataset` and :func:`vae_keras.runs.epoch_dataset`,
+    which differ only in how they order the indices and choose the seeds.
+    """
     def gather(batch_indices, noise_seed):
         batch = tf.gather(pixels, batch_indices)
         if binarize:
@@ -233,18 +219,4 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
             batch = tf.cast(uniform < batch, tf.float32)
         return batch
 
-    dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    if isinstance(epoch, range):
-        # Read by VAE.fit, which then knows an epoch is 1/len(epoch) of this dataset.
-        dataset.vae_keras_epochs = epoch
-    return dataset
-
-
-def _check_epochs(epoch):
-    """``make_dataset``'s ``epoch`` as a list of epoch numbers (an int or a range)."""
-    if isinstance(epoch, range):
-        if len(epoch) == 0 or epoch.start < 0 or epoch.step != 1:
-            raise ValueError(f"epoch={epoch!r} must be a non-empty range of epoch numbers >= 0 "
-                             f"with step 1, e.g. range(first_epoch, epochs).")
-        return list(epoch)
-    return [_checks.check_whole_number("epoch", epoch, minimum=0)]
+    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -5,75 +5,60 @@ bound, the K posterior samples of a batch are decoded in chunks of at most
 ``max_decoded`` codes, so memory stays flat however large K is (K = 5000 on the
 10,000 MNIST test images fits in a few hundred MB).
 
+Nothing here re-implements the model: the ELBO is the model's own forward pass
+(:meth:`vae_keras.VAE.reconstruction_and_kl`) and the bound is built from
+:meth:`vae_keras.VAE.log_importance_weights`, both given noise drawn here.
 Random draws come from stateless TensorFlow ops seeded by ``seed``, so an
 evaluation is repeatable; with ``seed=None`` the seed is taken from NumPy's
 global generator, which ``keras.utils.set_random_seed`` sets.
 """
 
-import math
 import weakref
 
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import losses
+from vae_keras import _checks, losses
 
-# Compiled evaluation functions, one set per model, dropped with the model.
+# Compiled evaluation functions, one set per model. The functions reach the model
+# through a weak reference: a value that held the model itself would keep its
+# WeakKeyDictionary key alive, and every model ever evaluated with it.
 _COMPILED = weakref.WeakKeyDictionary()
 
 
 def _resolve_seed(seed):
-    if seed is None:
-        return int(np.random.randint(0, 2**31 - 1))
-    return int(seed)
+    seed = _checks.check_seed(seed)
+    return int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
 
 
 def _compiled_functions(model):
     functions = _COMPILED.get(model)
     if functions is not None:
         return functions
-    log_scale = math.log(getattr(model, "observation_scale", 1.0))
-    latent_dim = model.latent_dim
-
-    def log_likelihood(images, decoder_output):
-        return losses.reconstruction_log_likelihood(
-            images, tf.cast(decoder_output, tf.float32), model.likelihood, log_scale)
+    model_ref = weakref.ref(model)
 
     @tf.function(reduce_retracing=True)
-    def encode(images):
-        outputs = model.encoder(images, training=False)
-        return tf.cast(outputs[0], tf.float32), tf.cast(outputs[1], tf.float32)
+    def elbo(inputs, seed):
+        model = model_ref()
+        z_shape = [tf.shape(tf.nest.flatten(inputs)[0])[0], model.latent_dim]
+        noise = tf.random.stateless_normal(z_shape, seed=seed)
+        log_likelihood, kl = model.reconstruction_and_kl(inputs, noise=noise)
+        return losses.elbo(log_likelihood, kl)
 
     @tf.function(reduce_retracing=True)
-    def elbo(images, seed):
-        z_mean, z_log_var = encode(images)
-        epsilon = tf.random.stateless_normal(tf.shape(z_mean), seed=seed)
-        z = z_mean + tf.exp(0.5 * z_log_var) * epsilon
-        reconstruction = log_likelihood(images, model.decoder(z, training=False))
-        return losses.elbo(reconstruction, losses.gaussian_kl(z_mean, z_log_var))
+    def log_weights(inputs, noise):
+        return model_ref().log_importance_weights(inputs, noise)
 
-    @tf.function(reduce_retracing=True)
-    def log_weights(images, z_mean, z_log_var, epsilon):
-        num_samples, batch = tf.shape(epsilon)[0], tf.shape(images)[0]
-        z = z_mean[None] + tf.exp(0.5 * z_log_var)[None] * epsilon  # (K, batch, latent)
-        decoded = model.decoder(tf.reshape(z, [-1, latent_dim]), training=False)
-        # tile repeats the whole batch K times, matching the K-major reshape of z.
-        repeated = tf.tile(images, tf.concat([[num_samples], tf.ones_like(tf.shape(images)[1:])], 0))
-        log_p_x_given_z = tf.reshape(log_likelihood(repeated, decoded), [num_samples, batch])
-        log_p_z = losses.standard_normal_log_prob(z)
-        log_q_z = losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None])
-        return log_p_x_given_z + log_p_z - log_q_z
-
-    functions = {"encode": encode, "elbo": elbo, "log_weights": log_weights}
+    functions = {"elbo": elbo, "log_weights": log_weights}
     _COMPILED[model] = functions
     return functions
 
 
 def _prepare(model, images, batch_size):
+    _checks.check_vae(model)
     model.check_images(images)
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
-    return np.asarray(images, dtype=np.float32), int(batch_size)
+    return (np.asarray(images, dtype=np.float32),
+            _checks.check_whole_number("batch_size", batch_size))
 
 
 def elbo_per_image(model, images, batch_size=500, seed=None):
@@ -124,26 +109,21 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
         for the NLL; divide by ``num_pixels * log 2`` for bits per dimension).
     """
     images, batch_size = _prepare(model, images, batch_size)
-    if isinstance(num_samples, bool) or int(num_samples) < 1:
-        raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}.")
-    num_samples = int(num_samples)
-    functions = _compiled_functions(model)
+    num_samples = _checks.check_whole_number("num_samples", num_samples)
+    max_decoded = _checks.check_whole_number("max_decoded", max_decoded)
+    log_weights = _compiled_functions(model)["log_weights"]
     seed = _resolve_seed(seed)
     results = []
     for start in range(0, len(images), batch_size):
         batch = tf.constant(images[start:start + batch_size])
-        z_mean, z_log_var = functions["encode"](batch)
         # The noise for all K samples is small (K x batch x latent_dim floats); drawing it
         # at once makes the result independent of the chunking, which only bounds the
         # memory of the decoder's activations.
-        epsilon = tf.random.stateless_normal([num_samples, int(batch.shape[0]), model.latent_dim],
-                                             seed=tf.constant([seed, start], dtype=tf.int64))
-        samples_per_chunk = max(1, int(max_decoded) // int(batch.shape[0]))
-        chunks = [
-            functions["log_weights"](batch, z_mean, z_log_var,
-                                     epsilon[first:first + samples_per_chunk]).numpy()
-            for first in range(0, num_samples, samples_per_chunk)
-        ]
+        noise = tf.random.stateless_normal([num_samples, int(batch.shape[0]), model.latent_dim],
+                                           seed=tf.constant([seed, start], dtype=tf.int64))
+        samples_per_chunk = max(1, max_decoded // int(batch.shape[0]))
+        chunks = [log_weights(batch, noise[first:first + samples_per_chunk]).numpy()
+                  for first in range(0, num_samples, samples_per_chunk)]
         all_log_weights = np.concatenate(chunks, axis=0)  # (K, batch)
         results.append(np.asarray(losses.importance_weighted_bound(all_log_weights)))
     return np.concatenate(results)

@@ -6,6 +6,8 @@ uses these functions; each returns NumPy arrays.
 
 import numpy as np
 
+from vae_keras import _checks
+
 
 def _as_code(name, code):
     code = np.asarray(code, dtype=np.float32)
@@ -15,9 +17,8 @@ def _as_code(name, code):
 
 
 def _check_steps(steps):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ValueError(f"steps must be a whole number >= 2 (both ends included), got {steps!r}.")
-    return int(steps)
+    # Two points at least: both ends are included.
+    return _checks.check_whole_number("steps", steps, minimum=2)
 
 
 def lerp(z_start, z_end, steps=8):

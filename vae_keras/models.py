@@ -17,7 +17,13 @@ from keras import ops
 
 from vae_keras import _checks, aggregate, architectures, evaluation, losses, performance
 from vae_keras.callbacks import NonFiniteLossGuard
-from vae_keras.layers import Sampling
+from vae_keras.layers import Sampling, reparameterize
+
+# Learned observation scales: one shared sigma, or one per pixel. A learned sigma
+# is kept above this floor: a pixel that the decoder reproduces exactly (MNIST's
+# always-black border) would otherwise drive its sigma, and the likelihood, to infinity.
+LEARNED_SCALES = ("learned", "learned_per_pixel")
+MIN_LEARNED_SCALE = 1e-3
 
 
 def _images_from(data):
@@ -25,11 +31,6 @@ def _images_from(data):
     if isinstance(data, (tuple, list)):
         return data[0]
     return data
-
-
-def _sigmoid(logits):
-    # 0.5 * (1 + tanh(x / 2)) is the logistic function without exp overflow.
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float32)))
 
 
 def _check_model(name, model):
@@ -77,25 +78,17 @@ def _one_iterator_for_all_epochs(dataset, fit_kwargs, steps_per_execution=1):
     the same training, minus the stall. (Epoch k sees pass k; Keras's own
     path, with its unused iterators, sees passes 1, 3, 5, ...)
 
-    A ``make_dataset(epoch=range(...))`` dataset already holds its epochs: it
-    only gets ``steps_per_epoch``, after a check that ``fit`` runs the epochs it
-    holds. Datasets of unknown or infinite length, and calls that set
-    ``steps_per_epoch``, are left alone, as are epochs whose batch count
-    ``steps_per_execution`` does not divide (an execution would straddle two
-    epochs). Validation passes still make a new iterator each time: Keras's
-    ``evaluate`` resets it whatever the arguments.
+    Datasets of unknown or infinite length, and calls that set
+    ``steps_per_epoch``, are left alone, as are epochs that do not split into
+    whole executions of ``steps_per_execution`` steps
+    (:func:`vae_keras.performance.epoch_fits_executions`). Validation passes
+    still make a new iterator each time: Keras's ``evaluate`` resets it
+    whatever the arguments.
     """
     asked = range(fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs", 1))
     batches = int(dataset.cardinality())
-    held = getattr(dataset, "vae_keras_epochs", None)  # the range of make_dataset(epoch=range)
-    if held is not None and fit_kwargs.get("steps_per_epoch") is None:
-        if asked != held:
-            raise ValueError(
-                f"This dataset holds epochs {held} (make_dataset(epoch=...)) but fit would run "
-                f"epochs {asked}. Pass initial_epoch={held.start}, epochs={held.stop}.")
-        return dataset, dict(fit_kwargs, steps_per_epoch=batches // len(held))
     if (len(asked) <= 1 or batches <= 0 or fit_kwargs.get("steps_per_epoch") is not None
-            or batches % steps_per_execution):
+            or not performance.epoch_fits_executions(batches, steps_per_execution)):
         return dataset, fit_kwargs
     return dataset.repeat(len(asked)), dict(fit_kwargs, steps_per_epoch=batches)
 
@@ -103,8 +96,15 @@ def _one_iterator_for_all_epochs(dataset, fit_kwargs, steps_per_execution=1):
 class _ImageModel(keras.Model):
     """What the autoencoder and the VAE share: input checks, the train and test steps.
 
-    Subclasses define ``compute_loss_terms(images, training)``, returning a dict
+    Subclasses define ``compute_loss_terms(inputs, training)``, returning a dict
     of per-batch scalars whose keys are ``metric_names`` (``"loss"`` first).
+    ``inputs`` is what :meth:`unpack_batch` takes from a batch: the images here,
+    ``(images, labels)`` for a model that also reads labels.
+
+    The likelihood lives in two methods that everything else calls (training,
+    evaluation, sampling, the applications): :meth:`log_likelihood` from decoder
+    output to ``log p(x | z)``, and :meth:`mean_images` from decoder output to
+    the mean image.
     """
 
     metric_names = ("loss",)
@@ -130,14 +130,46 @@ class _ImageModel(keras.Model):
         """Raise a clear ValueError/TypeError if ``images`` do not fit this model."""
         _checks.check_images(images, self.image_shape, self.likelihood, what=what)
 
-    def compute_loss_terms(self, images, training=False):
+    def unpack_batch(self, data):
+        """What ``compute_loss_terms`` takes from a batch Keras hands a step: the images."""
+        return _images_from(data)
+
+    def images_of(self, inputs):
+        """The images among ``inputs`` (the output of :meth:`unpack_batch`)."""
+        return inputs
+
+    def log_observation_scale(self):
+        """Log of the Gaussian likelihood's standard deviation (unused by Bernoulli)."""
+        return 0.0
+
+    def log_likelihood(self, images, decoder_output):
+        """``log p(x | z)`` per image in nats, from the decoder's output for ``z``.
+
+        The one place the likelihood is chosen: Bernoulli pixels from logits, or
+        Gaussian pixels around the decoder's means with this model's scale.
+
+        Returns:
+            A float32 tensor of shape ``(batch,)``.
+        """
+        return losses.reconstruction_log_likelihood(
+            images, ops.cast(decoder_output, "float32"), self.likelihood,
+            self.log_observation_scale())
+
+    def mean_images(self, decoder_output):
+        """The mean image of ``p(x | z)``: pixel probabilities (Bernoulli) or means (Gaussian)."""
+        decoder_output = ops.cast(decoder_output, "float32")
+        if self.likelihood == "bernoulli":
+            return ops.sigmoid(decoder_output)
+        return decoder_output
+
+    def compute_loss_terms(self, inputs, training=False):
         raise NotImplementedError
 
     def train_step(self, data):
         """One optimizer step on a batch; returns the running means of the loss terms."""
-        images = _images_from(data)
+        inputs = self.unpack_batch(data)
         with tf.GradientTape() as tape:
-            terms = self.compute_loss_terms(images, training=True)
+            terms = self.compute_loss_terms(inputs, training=True)
             # Under tf.distribute each replica sees 1/N of the global batch and the
             # gradients are summed across replicas: divide so the sum is the mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -148,7 +180,7 @@ class _ImageModel(keras.Model):
 
     def test_step(self, data):
         """The loss terms on a batch without training (used by evaluate and validation)."""
-        terms = self.compute_loss_terms(_images_from(data), training=False)
+        terms = self.compute_loss_terms(self.unpack_batch(data), training=False)
         return self._update_trackers(terms)
 
     def _update_trackers(self, terms):
@@ -220,11 +252,6 @@ class _ImageModel(keras.Model):
         self.check_images(x)
         return super().predict(x, **kwargs)
 
-    def _decoder_output_to_images(self, decoder_output):
-        if self.likelihood == "bernoulli":
-            return ops.sigmoid(decoder_output)
-        return decoder_output
-
     def decode(self, codes, batch_size=256):
         """Decode codes to mean images (pixel probabilities for Bernoulli), as NumPy.
 
@@ -241,8 +268,9 @@ class _ImageModel(keras.Model):
                 f"codes must have shape (n, {self.latent_dim}) for this model; got "
                 f"{codes.shape}. A single code z needs a batch axis: z[None]."
             )
+        batch_size = _checks.check_whole_number("batch_size", batch_size)
         output = self.decoder.predict(codes, batch_size=batch_size, verbose=0)
-        return _sigmoid(output) if self.likelihood == "bernoulli" else np.asarray(output)
+        return ops.convert_to_numpy(self.mean_images(output))
 
     def reconstruct(self, images, batch_size=256):
         """Encode images to their (mean) code and decode them again, as NumPy."""
@@ -313,17 +341,18 @@ class Autoencoder(_ImageModel):
 
     def call(self, inputs, training=False):
         """Reconstruct ``inputs``: pixel probabilities of shape ``(batch,) + image_shape``."""
-        return ops.sigmoid(self.decoder(self.encoder(inputs, training=training), training=training))
+        return self.mean_images(
+            self.decoder(self.encoder(inputs, training=training), training=training))
 
     def compute_loss_terms(self, images, training=False):
         """The reconstruction loss ``-log p(x | code)`` averaged over the batch."""
         logits = self.decoder(self.encoder(images, training=training), training=training)
-        log_likelihood = losses.bernoulli_log_likelihood(images, ops.cast(logits, "float32"))
-        return {"loss": -ops.mean(log_likelihood)}
+        return {"loss": -ops.mean(self.log_likelihood(images, logits))}
 
     def encode(self, images, batch_size=256):
         """The codes of ``images``, shape ``(n, latent_dim)``, as NumPy."""
         self.check_images(images)
+        batch_size = _checks.check_whole_number("batch_size", batch_size)
         return np.asarray(self.encoder.predict(images, batch_size=batch_size, verbose=0))
 
     def encode_mean(self, images, batch_size=256):
@@ -380,8 +409,9 @@ class VAE(_ImageModel):
     ``q(z | x) = N(z_mean, diag(exp(z_log_var)))``; the :class:`~vae_keras.layers.Sampling`
     layer draws ``z`` with the reparameterization trick; the decoder maps ``z`` to
     the parameters of ``p(x | z)``: per-pixel logits (Bernoulli) or means
-    (Gaussian with a fixed ``observation_scale``). Training minimizes
-    ``reconstruction_loss + beta * kl_loss``, the negative ELBO when ``beta == 1``.
+    (Gaussian with standard deviation ``observation_scale``, fixed or learned).
+    Training minimizes ``reconstruction_loss + beta * kl_loss``, the negative ELBO
+    when ``beta == 1``.
 
     Two ways to build it::
 
@@ -400,7 +430,11 @@ class VAE(_ImageModel):
         architecture: ``"dense"`` or ``"conv"`` for the default architecture.
         likelihood: ``"bernoulli"`` (pixels in [0, 1]) or ``"gaussian"``.
         beta: weight of the KL term (1 is the ELBO; see ``vae_keras.callbacks``).
-        observation_scale: standard deviation of the Gaussian likelihood.
+        observation_scale: the Gaussian likelihood's standard deviation sigma: a
+            number (fixed), ``"learned"`` (one shared sigma trained with the
+            model) or ``"learned_per_pixel"`` (one per pixel). A learned sigma
+            starts at 0.1 and stays above ``MIN_LEARNED_SCALE``. Notebook 07
+            shows why a fixed sigma acts as a hidden beta and learning it fixes that.
         seed: optional int for the sampling layer's random stream.
         image_shape: shape of one image when building the default architecture.
         hidden_units: widths of the dense layers (optional).
@@ -416,18 +450,16 @@ class VAE(_ImageModel):
                  **kwargs):
         likelihood = _checks.check_choice("likelihood", likelihood, _checks.LIKELIHOODS)
         beta = _checks.check_positive("beta", beta, allow_zero=True)
-        observation_scale = _checks.check_positive("observation_scale", observation_scale)
+        if isinstance(observation_scale, str):
+            observation_scale = _checks.check_choice("observation_scale", observation_scale,
+                                                     LEARNED_SCALES)
+        else:
+            observation_scale = _checks.check_positive("observation_scale", observation_scale)
         encoder, decoder, image_shape, encoder_shapes = _encoder_and_decoder(
             "VAE", encoder, decoder, latent_dim, architecture, image_shape,
             dict(hidden_units=hidden_units, filters=filters), variational=True,
             output_activation=None if likelihood == "bernoulli" else "sigmoid")
-        if (not isinstance(encoder_shapes, list) or len(encoder_shapes) not in (2, 3)
-                or encoder_shapes[0] != encoder_shapes[1] or len(encoder_shapes[0]) != 2):
-            raise ValueError(
-                f"A VAE's encoder must return [z_mean, z_log_var], two tensors of shape "
-                f"(batch, latent_dim); this one returns {encoder_shapes}. Build one with "
-                f"vae_keras.build_encoder(..., variational=True)."
-            )
+        _check_posterior_shapes(encoder_shapes)
         super().__init__(image_shape, likelihood, **kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -435,15 +467,23 @@ class VAE(_ImageModel):
         if latent_dim is not None and _checks.check_latent_dim(latent_dim) != self.latent_dim:
             raise ValueError(f"latent_dim={latent_dim} but the encoder's codes have "
                              f"{self.latent_dim} dimensions.")
-        _check_decoder(decoder, self.latent_dim, self.image_shape, likelihood)
+        self._check_decoder()
         self.seed = seed
         self.observation_scale = observation_scale
+        if observation_scale in LEARNED_SCALES:
+            shape = () if observation_scale == "learned" else self.image_shape
+            self._log_scale = self.add_weight(
+                shape=shape, initializer=keras.initializers.Constant(math.log(0.1)),
+                trainable=True, dtype="float32", name="log_observation_scale")
         # float32 whatever the policy: the noise and the code feed the float32 losses.
         self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         # A variable, not a float: callbacks change it between batches without retracing.
         self._beta = keras.Variable(beta, dtype="float32", trainable=False, name="beta")
         self._initial_beta = beta
         self.built = True
+
+    def _check_decoder(self):
+        _check_decoder(self.decoder, self.latent_dim, self.image_shape, self.likelihood)
 
     @property
     def beta(self):
@@ -454,12 +494,75 @@ class VAE(_ImageModel):
     def beta(self, value):
         self._beta.assign(_checks.check_positive("beta", value, allow_zero=True))
 
-    def _encode(self, images, training):
-        outputs = self.encoder(images, training=training)
+    def log_observation_scale(self):
+        """Log sigma of the Gaussian likelihood: the fixed value, or the learned one (floored)."""
+        if self.observation_scale in LEARNED_SCALES:
+            return ops.maximum(ops.cast(self._log_scale, "float32"), math.log(MIN_LEARNED_SCALE))
+        return math.log(self.observation_scale)
+
+    @property
+    def observation_scale_value(self):
+        """The Gaussian likelihood's current sigma as NumPy: a scalar, or one per pixel."""
+        return np.exp(ops.convert_to_numpy(self.log_observation_scale()))
+
+    # ------------------------------------------------------------------ the forward pass
+    # Training, call(), the ELBO and the IWAE bound all go through posterior(),
+    # decoder_output(), reparameterize() and log_likelihood(); a model that also
+    # reads labels (a conditional VAE) overrides the first two and images_of().
+
+    def posterior(self, inputs, training=False):
+        """``(z_mean, z_log_var)`` of ``q(z | x)`` as float32 tensors."""
+        outputs = self.encoder(inputs, training=training)
         # Losses in float32 even when the layers compute in float16 (mixed precision).
         return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
 
-    def compute_loss_terms(self, images, training=False):
+    def decoder_output(self, codes, inputs=None, training=False):
+        """The decoder's output (logits or means) for ``codes``, as float32.
+
+        ``inputs`` (the batch the codes came from, repeated as often) is ignored
+        here; a conditional model reads its labels from it.
+        """
+        return ops.cast(self.decoder(codes, training=training), "float32")
+
+    def reconstruction_and_kl(self, inputs, noise=None, training=False):
+        """``log p(x | z)`` for one ``z ~ q(z | x)`` and ``KL(q(z | x) || p(z))``, per example.
+
+        With ``noise=None`` the Sampling layer draws ``z`` (training); evaluation
+        passes its own standard-normal ``noise`` for repeatable draws.
+        """
+        z_mean, z_log_var = self.posterior(inputs, training)
+        if noise is None:
+            z = self.sampling([z_mean, z_log_var])
+        else:
+            z = reparameterize(z_mean, z_log_var, noise)
+        output = self.decoder_output(z, inputs, training)
+        return (self.log_likelihood(self.images_of(inputs), output),
+                losses.gaussian_kl(z_mean, z_log_var))
+
+    def log_importance_weights(self, inputs, noise):
+        """``log p(x | z_k) + log p(z_k) - log q(z_k | x)`` for K codes per example.
+
+        Args:
+            inputs: a batch (what :meth:`unpack_batch` returns).
+            noise: standard-normal draws of shape ``(K, batch, latent_dim)``.
+
+        Returns:
+            Log weights of shape ``(K, batch)``; their log-mean-exp over K is the
+            importance-weighted bound (:func:`vae_keras.losses.importance_weighted_bound`).
+        """
+        z_mean, z_log_var = self.posterior(inputs)
+        z = reparameterize(z_mean[None], z_log_var[None], noise)  # (K, batch, latent)
+        num_samples, batch = ops.shape(noise)[0], ops.shape(z_mean)[0]
+        # K copies of the batch, K-major like the reshape of z.
+        repeated = tf.nest.map_structure(
+            lambda x: ops.tile(x, [num_samples] + [1] * (len(x.shape) - 1)), inputs)
+        output = self.decoder_output(ops.reshape(z, (-1, self.latent_dim)), repeated)
+        log_p_x_given_z = ops.reshape(
+            self.log_likelihood(self.images_of(repeated), output), (num_samples, batch))
+        return (log_p_x_given_z + losses.standard_normal_log_prob(z)
+                - losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None]))
+
+    def compute_loss_terms(self, inputs, training=False):
         """The loss and its two terms for a batch, each averaged over the batch.
 
         ``reconstruction_loss = -mean log p(x | z)`` with ``z ~ q(z | x)`` drawn by
@@ -467,25 +570,24 @@ class VAE(_ImageModel):
         (:func:`vae_keras.losses.gaussian_kl`), and ``loss = reconstruction_loss +
         beta * kl_loss``. ``train_step`` takes the gradient of ``loss``.
         """
-        z_mean, z_log_var = self._encode(images, training)
-        z = self.sampling([z_mean, z_log_var])
-        decoder_output = ops.cast(self.decoder(z, training=training), "float32")
-        log_likelihood = losses.reconstruction_log_likelihood(
-            images, decoder_output, self.likelihood, math.log(self.observation_scale))
+        log_likelihood, kl = self.reconstruction_and_kl(inputs, training=training)
         reconstruction_loss = -ops.mean(log_likelihood)
-        kl_loss = ops.mean(losses.gaussian_kl(z_mean, z_log_var))
+        kl_loss = ops.mean(kl)
         loss = reconstruction_loss + ops.cast(self._beta, "float32") * kl_loss
         return {"loss": loss, "reconstruction_loss": reconstruction_loss, "kl_loss": kl_loss}
 
     def call(self, inputs, training=False):
         """Reconstruct ``inputs``: decode a sampled code when training, the mean otherwise."""
-        z_mean, z_log_var = self._encode(inputs, training)
+        z_mean, z_log_var = self.posterior(inputs, training)
         z = self.sampling([z_mean, z_log_var]) if training else z_mean
-        return self._decoder_output_to_images(self.decoder(z, training=training))
+        return self.mean_images(self.decoder_output(z, inputs, training))
+
+    # ------------------------------------------------------------------ NumPy conveniences
 
     def encode(self, images, batch_size=256):
         """The posterior's parameters for ``images``: ``(z_mean, z_log_var)`` as NumPy."""
         self.check_images(images)
+        batch_size = _checks.check_whole_number("batch_size", batch_size)
         outputs = self.encoder.predict(images, batch_size=batch_size, verbose=0)
         return np.asarray(outputs[0]), np.asarray(outputs[1])
 
@@ -544,3 +646,14 @@ class VAE(_ImageModel):
             seed=self.seed,
         )
         return config
+
+
+def _check_posterior_shapes(encoder_shapes):
+    """A VAE's encoder returns [z_mean, z_log_var] of one shape (batch, latent_dim)."""
+    if (not isinstance(encoder_shapes, list) or len(encoder_shapes) not in (2, 3)
+            or encoder_shapes[0] != encoder_shapes[1] or len(encoder_shapes[0]) != 2):
+        raise ValueError(
+            f"A VAE's encoder must return [z_mean, z_log_var], two tensors of shape "
+            f"(batch, latent_dim); this one returns {encoder_shapes}. Build one with "
+            f"vae_keras.build_encoder(..., variational=True)."
+        )

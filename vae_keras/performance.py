@@ -46,6 +46,19 @@ def default_compile_options():
     return {"jit_compile": False, "steps_per_execution": CPU_STEPS_PER_EXECUTION}
 
 
+def epoch_fits_executions(batches_per_epoch, steps_per_execution):
+    """True when an epoch splits into whole executions of ``steps_per_execution`` steps.
+
+    The one home of this rule. Keras runs ``steps_per_execution`` optimizer steps
+    per compiled call; when that does not divide an epoch's batches, an execution
+    straddles two epochs, so a dataset that holds several epochs back to back
+    (one iterator for the whole run) would misplace the epoch boundaries.
+    ``fit`` then keeps Keras's per-epoch iterators and a resumable run
+    (:mod:`vae_keras.runs`) builds one dataset per epoch.
+    """
+    return int(batches_per_epoch) % max(1, int(steps_per_execution or 1)) == 0
+
+
 def describe_defaults():
     """A one-line description of the defaults in force here, for logs and benchmarks."""
     options = default_compile_options()

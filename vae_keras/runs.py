@@ -1,0 +1,398 @@
+"""Resumable training runs: what ``vae-keras train`` does, as a function.
+
+A run trains a VAE on MNIST or Fashion-MNIST and writes to its output folder:
+
+- ``model.keras``: the model with the best validation loss (saved whenever it
+  improves, so Ctrl-C or a crash keeps the best model so far);
+- ``checkpoint.keras`` and ``checkpoint.json``: the latest epoch's model,
+  optimizer and history, from which ``train(..., resume=True)`` continues;
+- ``metrics.json``: the settings, per-epoch training and validation losses, and
+  the final test ELBO and importance-weighted NLL (nats and bits/dim);
+- ``samples.png``, ``reconstructions.png``, ``loss_curves.png``, and with
+  ``latent_dim=2`` also ``latent_scatter.png`` and ``manifold.png``.
+
+A resumed run ends where an uninterrupted one would: each epoch's batches are
+a pure function of ``(seed, epoch)`` (:func:`epoch_dataset`), and the Sampling
+layer's random stream is saved with the checkpoint. This machinery is for long
+runs; the notebooks and ``VAE.fit`` do not need it.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+import zipfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_keras import _checks, callbacks, data, evaluation, models, performance, plotting
+
+EXIT_INTERRUPTED = 130
+BINARIZE_CHOICES = ("auto", "yes", "no")
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """Everything that decides a training run; saved in ``metrics.json`` for ``--resume``.
+
+    The fields are the options of ``vae-keras train`` (``--latent-dim`` is
+    ``latent_dim``); ``binarize="auto"`` binarizes for the Bernoulli likelihood.
+    ``epochs=None`` means 30 for a new run and the saved count for a resumed one.
+    """
+
+    dataset: str = "mnist"
+    data_dir: str = None
+    architecture: str = "dense"
+    latent_dim: int = 16
+    likelihood: str = "bernoulli"
+    observation_scale: object = 0.1  # a float, "learned" or "learned_per_pixel"
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+    cycle_epochs: float = 0.0
+    epochs: int = None
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    seed: int = 0
+    binarize: str = "auto"
+    train_size: int = None
+    validation_size: int = 5000
+    test_size: int = None
+    iwae_samples: int = 1000
+    output: str = None
+    verbose: int = 1
+    strategy: str = "default"
+    precision: str = "float32"
+
+    @property
+    def uses_binarization(self):
+        """Whether training images are binarized (and test images, once, with a fixed seed)."""
+        return self.binarize == "yes" or (self.binarize == "auto"
+                                          and self.likelihood == "bernoulli")
+
+    def output_folder(self):
+        """The output folder: ``output``, or ``runs/<dataset>-<architecture>-z<dim>-<likelihood>``."""
+        return pathlib.Path(self.output or f"runs/{self.dataset}-{self.architecture}-"
+                                           f"z{self.latent_dim}-{self.likelihood}")
+
+
+def epoch_dataset(images, batch_size, epochs, binarize=False, seed=None, shuffle=True):
+    """The batches of several epochs back to back, each a pure function of ``(seed, epoch)``.
+
+    Batch i of epoch e takes its images from a permutation seeded by
+    ``(seed, e)`` and its binarization noise from ``(seed, e * n + i)``. Batches
+    never span two epochs, so each epoch holds the same batches as when built
+    alone, and a run resumed at epoch e sees what an uninterrupted one would.
+
+    Args:
+        images: float array ``(n, h, w, c)`` in [0, 1].
+        batch_size: images per batch.
+        epochs: a non-empty ``range`` of epoch numbers, e.g. ``range(5, 30)``.
+        binarize: dynamic binarization (each pixel ~ Bernoulli(gray value)).
+        seed: int making the order and the noise repeatable (None is 0).
+        shuffle: a new order each epoch.
+
+    Returns:
+        ``(dataset, steps_per_epoch)``: train with ``model.fit(dataset,
+        initial_epoch=epochs.start, epochs=epochs.stop, steps_per_epoch=steps_per_epoch)``.
+    """
+    images = data.check_pipeline_images(images, binarize)
+    batch_size = _checks.check_whole_number("batch_size", batch_size)
+    epoch_numbers = _check_epochs(epochs)
+    count = len(images)
+    pixels = tf.constant(images)  # copied once, shared by every epoch
+    base = tf.constant(0 if seed is None else int(seed), tf.int64)
+
+    def one_epoch(epoch_number):
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.cast(tf.argsort(tf.random.stateless_uniform(
+                [count], seed=tf.stack([base, epoch_number]))), tf.int64)
+        indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        noise_seeds = tf.data.Dataset.range(count).map(
+            lambda step: tf.stack([base, epoch_number * count + step]))
+        return tf.data.Dataset.zip((indices, noise_seeds))
+
+    steps_per_epoch = -(-count // batch_size)
+    batches = tf.data.Dataset.from_tensor_slices(
+        tf.constant(epoch_numbers, tf.int64)).flat_map(one_epoch).apply(
+        # flat_map hides the length; state it, for fit's progress bar.
+        tf.data.experimental.assert_cardinality(len(epoch_numbers) * steps_per_epoch))
+    return data.gather_batches(batches, pixels, binarize), steps_per_epoch
+
+
+def _check_epochs(epochs):
+    if not isinstance(epochs, range):
+        raise TypeError(f"epochs must be a range of epoch numbers, e.g. range(0, 30); "
+                        f"got {epochs!r}.")
+    if len(epochs) == 0 or epochs.start < 0 or epochs.step != 1:
+        raise ValueError(f"epochs={epochs!r} must be a non-empty range of epoch numbers >= 0 "
+                         f"with step 1, e.g. range(first_epoch, epochs).")
+    return list(epochs)
+
+
+def epoch_segments(first_epoch, epochs, batches_per_epoch, steps_per_execution):
+    """The ranges of epochs that each get one dataset (and one ``fit`` call).
+
+    One range for the whole run (one iterator: no per-epoch stall), unless an
+    epoch does not split into whole executions
+    (:func:`vae_keras.performance.epoch_fits_executions`); then one per epoch.
+    """
+    if first_epoch >= epochs:
+        return []
+    if performance.epoch_fits_executions(batches_per_epoch, steps_per_execution):
+        return [range(first_epoch, epochs)]
+    return [range(epoch, epoch + 1) for epoch in range(first_epoch, epochs)]
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Saves what a long run needs to survive an interruption, after every epoch.
+
+    In ``directory``:
+
+    - ``model.keras``: the model with the best ``monitor`` value so far;
+    - ``checkpoint.keras``: the latest model, optimizer state included;
+    - ``checkpoint.json``: epochs completed, the best value, and the per-epoch
+      history of every logged value.
+
+    Files are written under a temporary name and renamed, so an interruption
+    during a save never leaves a damaged file. :meth:`load_state` reads the JSON
+    back; :func:`train` with ``resume=True`` uses both to continue a run.
+
+    Args:
+        directory: output folder (created if needed).
+        monitor: the logged value that decides the best model, e.g. ``"val_loss"``.
+        best: the best value so far (when resuming).
+        history: the history so far (when resuming), a dict of lists.
+    """
+
+    MODEL, CHECKPOINT, STATE = "model.keras", "checkpoint.keras", "checkpoint.json"
+
+    def __init__(self, directory, monitor="val_loss", best=math.inf, history=None):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.monitor = monitor
+        self.best = float(best)
+        self.history = {key: list(values) for key, values in (history or {}).items()}
+        self.epochs_completed = len(self.history.get("loss", []))
+
+    def _save_model(self, name):
+        temporary = self.directory / f"{name}.partial.keras"
+        self.model.save(temporary)
+        os.replace(temporary, self.directory / name)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(np.asarray(value)))
+        self.epochs_completed = epoch + 1
+        value = logs.get(self.monitor)
+        if value is not None and float(np.asarray(value)) < self.best:
+            self.best = float(np.asarray(value))
+            self._save_model(self.MODEL)
+        self._save_model(self.CHECKPOINT)
+        state = {"epochs_completed": self.epochs_completed, "monitor": self.monitor,
+                 "best": self.best, "history": self.history}
+        temporary = self.directory / f"{self.STATE}.partial"
+        temporary.write_text(json.dumps(state, indent=1))
+        os.replace(temporary, self.directory / self.STATE)
+
+    @classmethod
+    def load_state(cls, directory):
+        """The saved state of a run in ``directory``, or None if it has none."""
+        path = pathlib.Path(directory) / cls.STATE
+        if not path.is_file() or not (pathlib.Path(directory) / cls.CHECKPOINT).is_file():
+            return None
+        return json.loads(path.read_text())
+
+
+def load_model(path):
+    """Load a ``.keras`` model file, with an error that says what is wrong with the file.
+
+    Raises:
+        ValueError: the path is not a ``.keras`` file, does not exist, or holds no
+            Keras model (Keras itself would report "File not found" for a file that
+            exists but is not a model).
+    """
+    path = pathlib.Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path} is not a .keras file; pass the model.keras that "
+                         f"`vae-keras train` wrote.")
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; pass the model.keras that "
+                         f"`vae-keras train` wrote.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} exists but is not a Keras model file (a .keras file is a "
+                         f"zip archive written by model.save); it may be damaged or "
+                         f"something else renamed. Train again or pass another file.")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # Keras's messages for broken archives mislead (see docstring)
+        raise ValueError(f"{path} is a zip archive but Keras could not load a model from it "
+                         f"({type(error).__name__}: {error}).") from error
+
+
+def load_training_data(settings):
+    """Train, validation and test arrays for a run, split and binarized as its settings say.
+
+    Returns:
+        ``(x_train, x_validation, x_test, y_test, x_test_evaluated)``: the test
+        images as they are (for figures) and as evaluated (binarized once with a
+        fixed seed for the Bernoulli likelihood, as in the literature).
+    """
+    (x_train, _), (x_test, y_test) = data.load_dataset(settings.dataset, settings.data_dir)
+    if settings.train_size:
+        x_train = x_train[:settings.train_size + settings.validation_size]
+    if settings.validation_size >= len(x_train):
+        raise ValueError(f"--validation-size {settings.validation_size} leaves no training "
+                         f"images out of {len(x_train)}; lower it.")
+    split = len(x_train) - settings.validation_size
+    x_train, x_validation = x_train[:split], x_train[split:]
+    x_test, y_test = x_test[:settings.test_size], y_test[:settings.test_size]
+    x_test_evaluated = x_test
+    if settings.uses_binarization:
+        x_validation = data.binarize(x_validation, seed=settings.seed + 1)
+        x_test_evaluated = data.binarize(x_test, seed=settings.seed + 2)
+    return x_train, x_validation, x_test, y_test, x_test_evaluated
+
+
+def evaluate(model, images, iwae_samples, seed):
+    """The test ELBO, and with ``iwae_samples`` > 0 the importance-weighted NLL, as a dict."""
+    results = {"elbo": model.elbo(images, seed=seed), "num_images": int(len(images))}
+    if iwae_samples:
+        results.update(evaluation.negative_log_likelihood(
+            model, images, num_samples=iwae_samples, seed=seed))
+    return results
+
+
+def _save_figure(figure, path):
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+
+
+def write_figures(model, output, test_images, test_labels, history, seed):
+    """Samples, reconstructions, loss curves (and for 2-D codes the code space) as PNGs."""
+    _save_figure(plotting.image_grid(model.sample(64, seed=seed), ncols=8,
+                                     title="samples from the prior"), output / "samples.png")
+    _save_figure(plotting.reconstruction_rows(test_images[:10], model.reconstruct(test_images[:10])),
+                 output / "reconstructions.png")
+    if history:
+        _save_figure(plotting.loss_curves(history), output / "loss_curves.png")
+    if model.latent_dim == 2:
+        _save_figure(plotting.latent_scatter(model.encode_mean(test_images), test_labels,
+                                             title="test set, posterior means"),
+                     output / "latent_scatter.png")
+        _save_figure(plotting.latent_manifold(model, grid_size=20), output / "manifold.png")
+
+
+def _resumed_settings(settings, output):
+    """The saved run's settings and state; ``settings.epochs`` may extend the run."""
+    state = TrainingCheckpoint.load_state(output)
+    if state is None:
+        raise ValueError(f"--resume: {output} holds no checkpoint (checkpoint.json and "
+                         f"checkpoint.keras); run without --resume to start a new run.")
+    saved = json.loads((output / "metrics.json").read_text())["settings"]
+    fields = {field.name for field in dataclasses.fields(RunSettings)}
+    resumed = RunSettings(**{key: value for key, value in saved.items() if key in fields})
+    resumed.epochs = settings.epochs or resumed.epochs
+    resumed.verbose, resumed.output = settings.verbose, str(output)
+    return resumed, state
+
+
+def build_model(settings):
+    """A new, compiled VAE as the settings describe (call inside the strategy's scope)."""
+    model = models.VAE(latent_dim=settings.latent_dim, architecture=settings.architecture,
+                       likelihood=settings.likelihood, beta=settings.beta,
+                       observation_scale=settings.observation_scale, seed=settings.seed)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+    return model
+
+
+def train(settings, resume=False, log=print):
+    """Run (or resume) a training run and write its files; return its ``metrics`` dict.
+
+    Ctrl-C (``KeyboardInterrupt``) and a NaN loss do not raise: the best model so
+    far is kept and ``metrics["status"]`` says ``"interrupted"`` or
+    ``"stopped_nan"`` (with ``metrics["message"]``); a completed run has
+    ``"completed"`` and ``metrics["test"]``.
+
+    Args:
+        settings: a :class:`RunSettings`.
+        resume: continue the run in ``settings.output`` from its last checkpoint,
+            with its saved settings (``settings.epochs`` may extend it).
+        log: where progress lines go (``print`` by default).
+
+    Raises:
+        ValueError: settings that cannot run, or ``resume`` without a checkpoint.
+    """
+    output = settings.output_folder()
+    state = None
+    if resume:
+        settings, state = _resumed_settings(settings, output)
+    settings.epochs = settings.epochs or 30
+    keras.utils.set_random_seed(settings.seed)
+    performance.set_precision(settings.precision)
+    x_train, x_validation, x_test, y_test, x_test_evaluated = load_training_data(settings)
+    output.mkdir(parents=True, exist_ok=True)
+    metrics = {"settings": dataclasses.asdict(settings), "status": "running"}
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    strategy = performance.make_strategy(settings.strategy)
+    with strategy.scope():
+        model = (load_model(output / TrainingCheckpoint.CHECKPOINT) if state is not None
+                 else build_model(settings))
+    monitor = "val_loss" if len(x_validation) else "loss"
+    checkpoint = TrainingCheckpoint(output, monitor,
+                                    best=state["best"] if state else float("inf"),
+                                    history=state["history"] if state else None)
+    schedules = []
+    if settings.warmup_epochs:
+        schedules.append(callbacks.KLWarmup(settings.warmup_epochs, end=settings.beta))
+    if settings.cycle_epochs:
+        schedules.append(callbacks.CyclicalKLAnnealing(settings.cycle_epochs, high=settings.beta))
+
+    first_epoch = checkpoint.epochs_completed
+    log(f"{'Resuming' if state else 'Training'} a {settings.architecture} VAE (latent_dim="
+        f"{settings.latent_dim}, {settings.likelihood}, beta={settings.beta}) on {len(x_train)} "
+        f"{settings.dataset} images, epochs {first_epoch + 1}-{settings.epochs}, "
+        f"{strategy.num_replicas_in_sync} replica(s), {performance.describe_defaults()}; "
+        f"writing to {output}/")
+    started, status, message = time.time(), "completed", None
+    try:
+        batches = math.ceil(len(x_train) / settings.batch_size)
+        for epochs in epoch_segments(first_epoch, settings.epochs, batches,
+                                     model.steps_per_execution):
+            dataset, steps_per_epoch = epoch_dataset(
+                x_train, settings.batch_size, epochs, binarize=settings.uses_binarization,
+                seed=settings.seed)
+            model.fit(dataset, initial_epoch=epochs.start, epochs=epochs.stop,
+                      steps_per_epoch=steps_per_epoch,
+                      callbacks=schedules + [checkpoint],  # last: it records what others logged
+                      verbose=settings.verbose,
+                      validation_data=x_validation if len(x_validation) else None)
+    except KeyboardInterrupt:
+        status, message = "interrupted", "Interrupted (Ctrl-C)."
+    except FloatingPointError as error:
+        status, message = "stopped_nan", str(error)
+
+    model_path = output / TrainingCheckpoint.MODEL
+    metrics.update(status=status, train_seconds=round(time.time() - started, 1),
+                   epochs_completed=checkpoint.epochs_completed, history=checkpoint.history)
+    if message:
+        metrics["message"] = message
+    if model_path.exists():
+        best = load_model(model_path)
+        if status == "completed":
+            log(f"Evaluating the best model on {len(x_test)} test images "
+                f"(IWAE with K={settings.iwae_samples})...")
+            metrics["test"] = evaluate(best, x_test_evaluated, settings.iwae_samples,
+                                       settings.seed)
+        write_figures(best, output, x_test, y_test, checkpoint.history, settings.seed)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    return metrics
