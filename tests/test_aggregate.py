@@ -30,6 +30,19 @@ def test_code_statistics_split_the_aggregate_variance_by_the_law_of_total_varian
     np.testing.assert_allclose(statistics["mean_posterior_variance"], [0.25, 0.5, 1.0])
     np.testing.assert_allclose(statistics["aggregate_variance"], [1.25, 0.75, 1.0], atol=0.05)
     assert statistics["active"].tolist() == [True, True, False]
+    variance, mean = statistics["aggregate_variance"], statistics["mean"]
+    assert statistics["moment_kl"] == pytest.approx(
+        0.5 * np.sum(variance + mean ** 2 - 1 - np.log(variance)), rel=1e-5)
+
+
+def test_moment_kl_is_zero_at_the_prior_and_a_lower_bound_on_the_aggregate_kl():
+    prior_like = aggregate.code_statistics(np.zeros((10, 3)), np.zeros((10, 3)))
+    assert prior_like["moment_kl"] == pytest.approx(0.0, abs=1e-7)
+    # Two far-apart clusters: the moments see a wide Gaussian, the KL sees the gap.
+    z_mean = np.repeat([[-2.0, 0.0], [2.0, 0.0]], 100, axis=0)
+    z_log_var = np.full((200, 2), np.log(0.1))
+    moment_kl = aggregate.code_statistics(z_mean, z_log_var)["moment_kl"]
+    assert 0 < moment_kl < aggregate.aggregate_kl(z_mean, z_log_var, 4000, seed=0) - 0.3
 
 
 # ----------------------------------------------------------------------------- distances

@@ -33,7 +33,7 @@ import numbers
 
 import numpy as np
 
-from vae_keras import _checks
+from vae_keras import _checks, losses
 
 LOG_2PI = math.log(2.0 * math.pi)
 # Burda et al. (2016) call a latent dimension active when the variance of its
@@ -115,6 +115,13 @@ def code_statistics(z_mean, z_log_var):
         - ``aggregate_variance``: their sum, the variance of ``q(z)``.
         - ``active``: booleans, ``variance_of_means > 0.01`` (Burda et al. 2016).
 
+        and ``moment_kl``, a float: ``KL(N(mean, diag(aggregate_variance)) || N(0, I))``
+        in nats, the part of the mismatch that these per-dimension moments show.
+        It is a lower bound on ``KL(q(z) || p(z))`` (the mismatch of the Gaussian
+        with ``q``'s mean and full covariance is at least this, and ``q``'s own
+        is at least that, because ``log p`` is quadratic), so comparing it with
+        :func:`aggregate_kl` says how much of the mismatch lies beyond the moments.
+
     Raises:
         TypeError: codes that are not numbers.
         ValueError: shapes that are not ``(n, latent_dim)`` alike, NaN or inf.
@@ -122,12 +129,16 @@ def code_statistics(z_mean, z_log_var):
     z_mean, z_log_var = _as_posteriors(z_mean, z_log_var)
     variance_of_means = z_mean.var(axis=0)
     mean_posterior_variance = np.exp(z_log_var).mean(axis=0)
+    mean = z_mean.mean(axis=0)
+    aggregate_variance = variance_of_means + mean_posterior_variance
+    moment_kl = losses.gaussian_kl(mean[None], np.log(aggregate_variance)[None])
     return {
-        "mean": z_mean.mean(axis=0),
+        "mean": mean,
         "variance_of_means": variance_of_means,
         "mean_posterior_variance": mean_posterior_variance,
-        "aggregate_variance": variance_of_means + mean_posterior_variance,
+        "aggregate_variance": aggregate_variance,
         "active": variance_of_means > ACTIVE_THRESHOLD,
+        "moment_kl": float(np.asarray(moment_kl)[0]),
     }
 
 
@@ -323,11 +334,8 @@ def draw_codes(prior, num_samples, latent_dim, seed=None):
             returns something that is not an array of numbers.
         ValueError: codes of the wrong shape, or NaN or inf among them.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
-        raise TypeError(f"num_samples must be a whole number, got {num_samples!r}.")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
-    num_samples, shape = int(num_samples), (int(num_samples), int(latent_dim))
+    num_samples = _checks.check_whole_number("num_samples", num_samples)
+    shape = (num_samples, int(latent_dim))
     seed = _check_seed(seed)
     if prior is None:
         codes = (np.random.standard_normal(shape) if seed is None
