@@ -226,8 +226,10 @@ def test_kl_and_mixture_reject_bad_settings():
     good = gaussian_codes(10)
     with pytest.raises(ValueError, match="num_samples"):
         aggregate.aggregate_kl(good, good, num_samples=0)
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(ValueError, match="seed"):
         aggregate.aggregate_kl(good, good, seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        aggregate.aggregate_kl(good, good, seed=1.5)
     with pytest.raises(ValueError, match="cannot fit 20 components"):
         aggregate.fit_code_mixture(good, num_components=20)
     with pytest.raises(ValueError, match="covariance_type"):

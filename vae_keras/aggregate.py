@@ -29,7 +29,6 @@ the encoder's ``(z_mean, z_log_var)``, as ``VAE.encode`` returns them.
 
 import copy
 import math
-import numbers
 
 import numpy as np
 
@@ -81,13 +80,6 @@ def _check_chunk_size(chunk_size, reference_count):
     if chunk_size is None:
         return max(1, _BLOCK_ELEMENTS // reference_count)
     return _checks.check_whole_number("chunk_size", chunk_size, 1)
-
-
-def _check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        raise TypeError(f"seed must be None or a whole number >= 0, got {seed!r}.")
-    return seed
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -250,12 +242,12 @@ def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None
         The estimate as a float (nats).
 
     Raises:
-        TypeError: codes that are not numbers, a non-integer ``num_samples``, a bad seed.
-        ValueError: bad or mismatched shapes, NaN or inf, ``num_samples < 1``.
+        TypeError: codes that are not numbers, a non-integer ``num_samples`` or seed.
+        ValueError: bad or mismatched shapes, NaN or inf, ``num_samples < 1``, a negative seed.
     """
     z_mean, z_log_var = _as_posteriors(z_mean, z_log_var)
     num_samples = _checks.check_whole_number("num_samples", num_samples, 1)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(_checks.check_seed(seed))
     chosen = rng.integers(0, len(z_mean), num_samples)
     codes = (z_mean[chosen] + np.exp(0.5 * z_log_var[chosen])
              * rng.standard_normal((num_samples, z_mean.shape[1])))
@@ -289,7 +281,7 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
     Raises:
         TypeError: codes that are not numbers, a non-integer ``num_components`` or seed.
         ValueError: bad shapes, NaN or inf, fewer codes than components, an
-            unknown ``covariance_type``.
+            unknown ``covariance_type``, a negative seed.
     """
     from sklearn.mixture import GaussianMixture  # here, so `import vae_keras` stays quick
 
@@ -301,7 +293,7 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
         raise ValueError(f"{len(codes)} codes cannot fit {num_components} components; pass "
                          f"more codes or a smaller num_components.")
     mixture = GaussianMixture(num_components, covariance_type=covariance_type,
-                              random_state=_check_seed(seed))
+                              random_state=_checks.check_seed(seed))
     return mixture.fit(codes)
 
 
@@ -331,12 +323,14 @@ def draw_codes(prior, num_samples, latent_dim, seed=None):
 
     Raises:
         TypeError: a ``prior`` that is neither callable nor has ``sample``, or
-            returns something that is not an array of numbers.
-        ValueError: codes of the wrong shape, or NaN or inf among them.
+            returns something that is not an array of numbers; a non-integer
+            ``num_samples`` or seed.
+        ValueError: codes of the wrong shape, or NaN or inf among them;
+            ``num_samples < 1``, a negative seed.
     """
     num_samples = _checks.check_whole_number("num_samples", num_samples)
     shape = (num_samples, int(latent_dim))
-    seed = _check_seed(seed)
+    seed = _checks.check_seed(seed)
     if prior is None:
         codes = (np.random.standard_normal(shape) if seed is None
                  else np.random.default_rng(seed).standard_normal(shape))
