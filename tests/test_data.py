@@ -143,3 +143,21 @@ def test_pipeline_argument_errors():
         vk.make_dataset(np.zeros((4, 2, 2, 1)), labels=[0, 1, 2])
     with pytest.raises(ValueError, match="whole numbers"):
         vk.make_dataset(np.zeros((2, 2, 2, 1)), labels=[0.5, 1])
+
+
+def test_test_images_that_stand_in_the_training_file_are_reported(fake_data_dir):
+    import warnings
+
+    from conftest import write_idx
+
+    folder = fake_data_dir / "mnist"
+    train = vk.data.read_idx(folder / "train-images-idx3-ubyte.gz")
+    test = vk.data.read_idx(folder / "t10k-images-idx3-ubyte.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", vk.data.TrainTestOverlapWarning)
+        vk.load_mnist(fake_data_dir)  # disjoint splits: no warning
+    train[[5, 50]] = test[[3, 7]]  # two test images leak into the training file
+    write_idx(folder / "train-images-idx3-ubyte.gz", train)
+    with pytest.warns(vk.data.TrainTestOverlapWarning, match="2 of the 100 test images"):
+        (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)
+    np.testing.assert_array_equal(vk.data.train_test_overlap(x_train, x_test), [3, 7])

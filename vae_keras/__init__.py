@@ -14,6 +14,7 @@ The pieces, one module each:
 - ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
 - ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
 - ``latent``: interpolation and latent arithmetic.
+- ``aggregate``: the aggregate posterior q(z), its mismatch with the prior, ex-post mixtures.
 - ``plotting``: figures that return a ``Figure``.
 - ``runs``: resumable training runs (what ``vae-keras train`` does), checkpoints.
 - ``sprites``: binary sprite images made from known factors (shape, scale, rotation, x, y).
@@ -31,6 +32,7 @@ from vae_keras import _quiet_import  # noqa: E402
 _quiet_import.import_tensorflow()  # first, so no module below loads TensorFlow unfiltered
 
 from vae_keras import (  # noqa: E402
+    aggregate,
     applications,
     architectures,
     callbacks,
@@ -57,7 +59,7 @@ __version__ = "0.1.0"
 __all__ = [
     "VAE", "Autoencoder", "ConditionalVAE", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
-    "applications", "architectures", "callbacks", "conditional", "data", "evaluation", "latent", "losses",
-    "performance", "plotting", "quality", "runs",
+    "aggregate", "applications", "architectures", "callbacks", "conditional", "data", "evaluation", "latent",
+    "losses", "performance", "plotting", "quality", "runs",
     "disentanglement", "sprites",
 ]

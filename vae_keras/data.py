@@ -12,8 +12,10 @@ files each; see ``data/README.md``.
 """
 
 import gzip
+import hashlib
 import os
 import pathlib
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -143,6 +145,43 @@ def _to_float_images(images):
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
+class TrainTestOverlapWarning(UserWarning):
+    """Test images that also stand in the training set: test-set numbers are optimistic."""
+
+
+def train_test_overlap(x_train, x_test):
+    """Indices of the test images that are byte-identical to some training image.
+
+    The published MNIST and Fashion-MNIST splits share no image, so a non-empty
+    result means the files are not the originals, and a "test" likelihood or
+    accuracy measured on them is partly measured on training data.
+
+    Args:
+        x_train: training images, any array of shape ``(n, ...)``.
+        x_test: test images of the same dtype and image shape.
+
+    Returns:
+        A sorted int64 array of indices into ``x_test``.
+    """
+    def digest(image):
+        return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+
+    seen = {digest(image) for image in np.asarray(x_train)}
+    return np.array([i for i, image in enumerate(np.asarray(x_test)) if digest(image) in seen],
+                    dtype=np.int64)
+
+
+def _warn_about_overlap(folder, x_train, x_test):
+    overlap = train_test_overlap(x_train, x_test)
+    if len(overlap):
+        warnings.warn(
+            f"{len(overlap)} of the {len(x_test)} test images in {folder} are byte-identical to "
+            f"training images (the published split has none): test-set numbers measured on these "
+            f"files are optimistic. Use the original files (or Keras's download), or evaluate on "
+            f"images held out from the training set; vae_keras.data.train_test_overlap(x_train, "
+            f"x_test) lists the shared ones.", TrainTestOverlapWarning, stacklevel=3)
+
+
 def load_dataset(name, data_dir=None):
     """Load a dataset's standard train/test split as float32 images in [0, 1].
 
@@ -160,6 +199,10 @@ def load_dataset(name, data_dir=None):
             files that do not hold what their names say (labels under an images
             name, image and label counts that differ).
         RuntimeError: no data directory and Keras could not download the data.
+
+    Warns:
+        TrainTestOverlapWarning: when test images of a data directory also stand
+            in its training file (the published splits share none).
     """
     from vae_keras import _checks
 
@@ -171,6 +214,7 @@ def load_dataset(name, data_dir=None):
         _check_idx_arrays(folder, arrays, DATASETS[name][2])
         x_train, y_train = arrays["train_images"], arrays["train_labels"]
         x_test, y_test = arrays["test_images"], arrays["test_labels"]
+        _warn_about_overlap(folder, x_train, x_test)
     else:
         import keras
 
