@@ -26,6 +26,46 @@ def test_loader_returns_float_images_in_0_1_with_labels(fake_data_dir):
     assert y_train.shape == (700,) and set(np.unique(y_test)) <= set(range(10))
 
 
+def test_labels_saved_under_the_images_name_are_named_not_loaded(fake_data_dir):
+    folder = fake_data_dir / "mnist"
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(labels.read_bytes())
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz holds labels \(shape \(100,\)"
+                                         r".*re-download"):
+        vk.load_mnist(fake_data_dir)
+
+
+def test_images_saved_under_the_labels_name_are_named(fake_data_dir):
+    folder = fake_data_dir / "mnist"
+    images = folder / "train-images-idx3-ubyte.gz"
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(images.read_bytes())
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz holds images .* labels file"):
+        vk.load_mnist(fake_data_dir)
+
+
+def test_image_and_label_counts_must_agree(fake_data_dir):
+    write_idx(fake_data_dir / "mnist" / "train-labels-idx1-ubyte.gz", np.zeros(699))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz holds 700 images but "
+                                         r".*train-labels-idx1-ubyte\.gz holds 699 labels"):
+        vk.load_mnist(fake_data_dir)
+
+
+@pytest.mark.parametrize("array, holds", [
+    (np.zeros((100, 28 * 28)), r"a rank-2 array \(shape \(100, 784\)"),  # flattened images
+    (np.zeros((100, 32, 32)), r"images \(shape \(100, 32, 32\)"),  # another dataset's size
+])
+def test_images_of_the_wrong_rank_or_size_are_named(fake_data_dir, array, holds):
+    write_idx(fake_data_dir / "mnist" / "t10k-images-idx3-ubyte.gz", array)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz holds " + holds):
+        vk.load_mnist(fake_data_dir)
+
+
+def test_labels_outside_0_9_are_named(fake_data_dir):
+    write_idx(fake_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz", np.full(100, 200))
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz holds labels.*0-9"):
+        vk.load_mnist(fake_data_dir)
+
+
 def test_data_dir_comes_from_the_environment_variable(fake_data_dir, monkeypatch):
     monkeypatch.setenv("VAE_KERAS_DATA", str(fake_data_dir))
     (x_train, _), _ = vk.load_mnist()
@@ -85,3 +125,21 @@ def test_pipeline_argument_errors():
         vk.make_dataset(np.zeros((4, 28, 28)))
     with pytest.raises(ValueError, match="255"):
         vk.make_dataset(np.full((4, 2, 2, 1), 9.0), binarize=True)
+
+
+def test_test_images_that_stand_in_the_training_file_are_reported(fake_data_dir):
+    import warnings
+
+    from conftest import write_idx
+
+    folder = fake_data_dir / "mnist"
+    train = vk.data.read_idx(folder / "train-images-idx3-ubyte.gz")
+    test = vk.data.read_idx(folder / "t10k-images-idx3-ubyte.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", vk.data.TrainTestOverlapWarning)
+        vk.load_mnist(fake_data_dir)  # disjoint splits: no warning
+    train[[5, 50]] = test[[3, 7]]  # two test images leak into the training file
+    write_idx(folder / "train-images-idx3-ubyte.gz", train)
+    with pytest.warns(vk.data.TrainTestOverlapWarning, match="2 of the 100 test images"):
+        (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)
+    np.testing.assert_array_equal(vk.data.train_test_overlap(x_train, x_test), [3, 7])

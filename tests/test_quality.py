@@ -150,3 +150,61 @@ def test_classifier_and_report_reject_bad_arguments():
         quality.recognition_report(classifier, np.full((2, 8, 8, 1), 200.0, np.float32))
     with pytest.raises(TypeError, match="classifier"):
         quality.recognition_report("model.keras", images)
+
+
+def test_nearest_finds_the_closest_row_and_its_distance():
+    references = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+    queries = np.array([[0.1, 0.0], [3.0, 4.0], [9.0, 1.0], [2.0, 3.0]])
+    index, distance = quality.nearest(queries, references, chunk_size=3)  # two blocks
+    assert index.tolist() == [0, 1, 2, 1] and index.dtype == np.int64
+    np.testing.assert_allclose(distance, [0.1, 0.0, np.sqrt(2), np.sqrt(2)], atol=1e-12)
+
+
+def test_nearest_flattens_images_and_matches_brute_force():
+    rng = np.random.default_rng(0)
+    references = rng.random((50, 4, 4, 1)).astype(np.float32)
+    queries = rng.random((7, 4, 4, 1)).astype(np.float32)
+    index, distance = quality.nearest(queries, references)
+    brute = np.linalg.norm(queries.reshape(7, 1, -1) - references.reshape(1, 50, -1), axis=2)
+    assert index.tolist() == brute.argmin(axis=1).tolist()
+    np.testing.assert_allclose(distance, brute.min(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("queries, references, kwargs, error, match", [
+    (np.zeros((2, 3)), np.zeros((4, 2)), {}, ValueError, "values per row"),
+    (np.zeros(3), np.zeros((4, 3)), {}, ValueError, "batch axis"),
+    (np.zeros((0, 3)), np.zeros((4, 3)), {}, ValueError, "non-empty"),
+    (np.full((1, 3), np.nan), np.zeros((4, 3)), {}, ValueError, "NaN"),
+    (np.zeros((1, 3)), "images", {}, TypeError, "NumPy array"),
+    (np.zeros((1, 3)), np.zeros((4, 3)), {"chunk_size": 0}, ValueError, "chunk_size"),
+    (np.zeros((1, 3)), np.zeros((4, 3)), {"chunk_size": 2.5}, TypeError, "chunk_size"),
+])
+def test_nearest_rejects_bad_input(queries, references, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        quality.nearest(queries, references, **kwargs)
+
+
+def test_label_entropy_in_nats_from_labels_or_probabilities():
+    assert quality.label_entropy(np.arange(10).repeat(3)) == pytest.approx(np.log(10))
+    assert quality.label_entropy(np.full(7, 4)) == 0.0
+    assert quality.label_entropy(np.array([0, 0, 1, 1]), num_classes=2) == pytest.approx(np.log(2))
+    # Three classes with frequencies 1/2, 1/4, 1/4: 1.5 log 2 nats.
+    assert quality.label_entropy(np.array([2, 2, 0, 1]), num_classes=3) == \
+        pytest.approx(1.5 * np.log(2))
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    assert quality.label_entropy(probabilities, num_classes=3) == \
+        pytest.approx(quality.label_entropy(np.array([0, 1, 0]), num_classes=3))
+
+
+@pytest.mark.parametrize("values, kwargs, error, match", [
+    (np.array([0, 10]), {}, ValueError, "0..9"),
+    (np.array([-1, 2]), {}, ValueError, "0..9"),
+    (np.array([], dtype=int), {}, ValueError, "no labels"),
+    (np.array([0.0, 1.0]), {}, TypeError, "integers"),
+    (np.full((2, 3), 1 / 3), {}, ValueError, "num_classes=10"),
+    (np.zeros((2, 2, 2), dtype=int), {}, ValueError, "shape"),
+    (np.array([0, 1]), {"num_classes": 1}, ValueError, "num_classes"),
+])
+def test_label_entropy_rejects_bad_input(values, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        quality.label_entropy(values, **kwargs)

@@ -13,17 +13,25 @@ The pieces, one module each:
 - ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
 - ``data``: MNIST / Fashion-MNIST loaders and tf.data pipelines.
 - ``latent``: interpolation and latent arithmetic.
+- ``aggregate``: the aggregate posterior q(z), its mismatch with the prior, ex-post mixtures.
 - ``plotting``: figures that return a ``Figure``.
 - ``runs``: resumable training runs (what ``vae-keras train`` does), checkpoints.
+- ``sprites``: binary sprite images made from known factors (shape, scale, rotation, x, y).
+- ``disentanglement``: MIG and FactorVAE scores, active units, KL per dimension.
 """
 
 import os
 
-# Quiets TensorFlow's C++ start-up notes where the TensorFlow version honours it
-# (2.21 prints some before reading it).
+# Hides TensorFlow's C++ INFO and WARNING lines. TensorFlow 2.19+ prints a few while
+# loading, before it reads the variable: _quiet_import filters those at the same level.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from vae_keras import _quiet_import  # noqa: E402
+
+_quiet_import.import_tensorflow()  # first, so no module below loads TensorFlow unfiltered
+
 from vae_keras import (  # noqa: E402
+    aggregate,
     applications,
     architectures,
     callbacks,
@@ -36,6 +44,7 @@ from vae_keras import (  # noqa: E402
     quality,
     runs,
 )
+from vae_keras import disentanglement, sprites  # noqa: E402
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
 from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
 from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
@@ -47,6 +56,7 @@ __version__ = "0.1.0"
 __all__ = [
     "VAE", "Autoencoder", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
-    "applications", "architectures", "callbacks", "data", "evaluation", "latent", "losses",
-    "performance", "plotting", "quality", "runs",
+    "aggregate", "applications", "architectures", "callbacks", "data", "evaluation", "latent",
+    "losses", "performance", "plotting", "quality", "runs",
+    "disentanglement", "sprites",
 ]

@@ -12,8 +12,10 @@ files each; see ``data/README.md``.
 """
 
 import gzip
+import hashlib
 import os
 import pathlib
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +40,9 @@ DATASETS = {
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+IMAGE_SIZE = (28, 28)  # both datasets' images, height x width
+NUM_CLASSES = 10
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
                0x0D: np.float32, 0x0E: np.float64}
@@ -90,8 +95,91 @@ def _dataset_folder(data_dir, name):
     )
 
 
+def _describe_idx(array):
+    """What an IDX array looks like it holds, in words, for error messages."""
+    if array.ndim == 1:
+        kind = "labels"
+    elif array.ndim == 3:
+        kind = "images"
+    else:
+        kind = f"a rank-{array.ndim} array"
+    return f"{kind} (shape {array.shape}, {array.dtype})"
+
+
+def _check_idx_arrays(folder, arrays, source):
+    """Check that the four IDX files hold what their names say, and that they pair up.
+
+    ``read_idx`` reads any IDX file; only here, where the files are put together,
+    is it known what each one must hold: images ``(n, 28, 28)`` uint8, labels
+    ``(n,)`` integers 0-9, and as many labels as images in each split.
+
+    Raises:
+        ValueError: naming the offending file, what it holds, what was expected, and
+            how to fix it.
+    """
+    fix = (f"Each split needs its images in *-images-idx3-ubyte.gz and its labels in "
+           f"*-labels-idx1-ubyte.gz (train-* for training, t10k-* for test). If a file was "
+           f"renamed or mixed up, re-download the four original files of {source} into {folder}.")
+    for key, filename in IDX_FILES.items():
+        array, path = arrays[key], folder / filename
+        if key.endswith("_images"):
+            if array.ndim != 3 or array.shape[1:] != IMAGE_SIZE or array.dtype != np.uint8:
+                raise ValueError(
+                    f"{path} holds {_describe_idx(array)}, but an images file must hold "
+                    f"images of shape (n, {IMAGE_SIZE[0]}, {IMAGE_SIZE[1]}), uint8. {fix}")
+        elif (array.ndim != 1 or not np.issubdtype(array.dtype, np.integer)
+              or (array.size and (array.min() < 0 or array.max() >= NUM_CLASSES))):
+            raise ValueError(
+                f"{path} holds {_describe_idx(array)}, but a labels file must hold one "
+                f"integer label 0-{NUM_CLASSES - 1} per image, shape (n,). {fix}")
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{folder / IDX_FILES[split + '_images']} holds {len(images)} images but "
+                f"{folder / IDX_FILES[split + '_labels']} holds {len(labels)} labels; the two "
+                f"files of a split must pair up one to one. {fix}")
+
+
 def _to_float_images(images):
     return (images.astype(np.float32) / 255.0)[..., None]
+
+
+class TrainTestOverlapWarning(UserWarning):
+    """Test images that also stand in the training set: test-set numbers are optimistic."""
+
+
+def train_test_overlap(x_train, x_test):
+    """Indices of the test images that are byte-identical to some training image.
+
+    The published MNIST and Fashion-MNIST splits share no image, so a non-empty
+    result means the files are not the originals, and a "test" likelihood or
+    accuracy measured on them is partly measured on training data.
+
+    Args:
+        x_train: training images, any array of shape ``(n, ...)``.
+        x_test: test images of the same dtype and image shape.
+
+    Returns:
+        A sorted int64 array of indices into ``x_test``.
+    """
+    def digest(image):
+        return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+
+    seen = {digest(image) for image in np.asarray(x_train)}
+    return np.array([i for i, image in enumerate(np.asarray(x_test)) if digest(image) in seen],
+                    dtype=np.int64)
+
+
+def _warn_about_overlap(folder, x_train, x_test):
+    overlap = train_test_overlap(x_train, x_test)
+    if len(overlap):
+        warnings.warn(
+            f"{len(overlap)} of the {len(x_test)} test images in {folder} are byte-identical to "
+            f"training images (the published split has none): test-set numbers measured on these "
+            f"files are optimistic. Use the original files (or Keras's download), or evaluate on "
+            f"images held out from the training set; vae_keras.data.train_test_overlap(x_train, "
+            f"x_test) lists the shared ones.", TrainTestOverlapWarning, stacklevel=3)
 
 
 def load_dataset(name, data_dir=None):
@@ -107,8 +195,14 @@ def load_dataset(name, data_dir=None):
         ``(n, 28, 28, 1)`` float32 in [0, 1] and integer labels 0-9 of shape ``(n,)``.
 
     Raises:
-        ValueError: unknown name, or a data directory without the expected files.
+        ValueError: unknown name, a data directory without the expected files, or
+            files that do not hold what their names say (labels under an images
+            name, image and label counts that differ).
         RuntimeError: no data directory and Keras could not download the data.
+
+    Warns:
+        TrainTestOverlapWarning: when test images of a data directory also stand
+            in its training file (the published splits share none).
     """
     from vae_keras import _checks
 
@@ -117,8 +211,10 @@ def load_dataset(name, data_dir=None):
     if data_dir is not None:
         folder = _dataset_folder(data_dir, name)
         arrays = {key: read_idx(folder / filename) for key, filename in IDX_FILES.items()}
+        _check_idx_arrays(folder, arrays, DATASETS[name][2])
         x_train, y_train = arrays["train_images"], arrays["train_labels"]
         x_test, y_test = arrays["test_images"], arrays["test_labels"]
+        _warn_about_overlap(folder, x_train, x_test)
     else:
         import keras
 

@@ -59,6 +59,81 @@ def bernoulli_log_likelihood(images, logits):
     return -_sum_over_non_batch_axes(per_pixel)
 
 
+def continuous_bernoulli_log_normalizer(logits):
+    """``log C(lambda)`` of the continuous Bernoulli, per pixel, from logits.
+
+    The continuous Bernoulli (Loaiza-Ganem and Cunningham, 2019) is the density
+    ``p(x | lambda) = C(lambda) * lambda^x * (1 - lambda)^(1 - x)`` on ``x in [0, 1]``:
+    the binary cross-entropy made into a true density on grey levels. With
+    ``lambda = sigmoid(l)`` its normalizer ``2 artanh(1 - 2 lambda) / (1 - 2 lambda)``
+    becomes ``C = l / tanh(l / 2)``, which is 2 at ``l = 0`` and grows like ``|l|``.
+    The formula is 0/0 at ``l = 0`` and loses digits near it, so for ``|l| < 0.1``
+    a Taylor series is used (``log 2 + u^2/3 - 7 u^4/90`` with ``u = l/2``, error
+    below 1e-9); elsewhere
+    ``log|l| - log(-expm1(-|l|)) + log1p(exp(-|l|))``, which never overflows.
+    Notebook 07 plots it: the term that binary cross-entropy leaves out.
+
+    Args:
+        logits: decoder outputs before the sigmoid, any shape.
+
+    Returns:
+        ``log C`` elementwise, the shape of ``logits``.
+    """
+    logits = ops.convert_to_tensor(logits)
+    magnitude = ops.abs(logits)
+    small = magnitude < 0.1
+    # Both branches of a `where` are evaluated (and differentiated): keep each one's
+    # input inside the range where it is finite.
+    safe = ops.where(small, ops.ones_like(magnitude), magnitude)
+    exact = ops.log(safe) - ops.log(-ops.expm1(-safe)) + ops.log1p(ops.exp(-safe))
+    half_squared = ops.square(0.5 * logits)
+    series = math.log(2.0) + half_squared / 3.0 - 7.0 * ops.square(half_squared) / 90.0
+    return ops.where(small, series, exact)
+
+
+def continuous_bernoulli_log_likelihood(images, logits):
+    """Log-density of grey-level images under independent continuous Bernoulli pixels.
+
+    ``log p(x | l) = x * l - softplus(l) + log C(l)`` per pixel: the negative binary
+    cross-entropy (:func:`bernoulli_log_likelihood`) plus the log-normalizer
+    (:func:`continuous_bernoulli_log_normalizer`), so the value is a true
+    log-density on ``[0, 1]`` per pixel, in nats.
+
+    Args:
+        images: targets in [0, 1], shape ``(batch, ...)``.
+        logits: decoder outputs before the sigmoid, same shape.
+
+    Returns:
+        Log-density per image in nats, shape ``(batch,)``.
+    """
+    return (bernoulli_log_likelihood(images, logits)
+            + _sum_over_non_batch_axes(continuous_bernoulli_log_normalizer(logits)))
+
+
+def continuous_bernoulli_mean(logits):
+    """The mean of the continuous Bernoulli, per pixel: not ``sigmoid(logits)``.
+
+    ``E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda))``, which in
+    logits is ``1/2 + 1 / (2 tanh(l/2)) - 1/l``; it is pulled towards 1/2
+    compared with ``lambda``. For ``|l| < 0.3``, where the two large terms
+    cancel, the series ``1/2 + l/12 - l^3/720 + l^5/30240`` (error below 1e-9) is
+    used.
+
+    Args:
+        logits: decoder outputs before the sigmoid, any shape.
+
+    Returns:
+        The mean grey level elementwise, in (0, 1), the shape of ``logits``.
+    """
+    logits = ops.convert_to_tensor(logits)
+    small = ops.abs(logits) < 0.3
+    safe = ops.where(small, ops.ones_like(logits), logits)
+    exact = 0.5 + 0.5 / ops.tanh(0.5 * safe) - 1.0 / safe
+    squared = ops.square(logits)
+    series = 0.5 + logits * (1.0 / 12.0 - squared / 720.0 + ops.square(squared) / 30240.0)
+    return ops.where(small, series, exact)
+
+
 def gaussian_log_likelihood(images, mean, log_scale):
     """Log-density of images under independent Gaussian pixels.
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, architectures, evaluation, losses, performance
+from vae_keras import _checks, aggregate, architectures, evaluation, losses, performance
 from vae_keras.callbacks import NonFiniteLossGuard
 from vae_keras.layers import Sampling, reparameterize
 
@@ -595,23 +595,26 @@ class VAE(_ImageModel):
         """The posterior means of ``images``, shape ``(n, latent_dim)``: the usual 'code'."""
         return self.encode(images, batch_size=batch_size)[0]
 
-    def sample(self, num_samples, seed=None, batch_size=256):
-        """Generate images by decoding codes drawn from the prior ``N(0, I)``.
+    def sample(self, num_samples, seed=None, batch_size=256, prior=None):
+        """Generate images by decoding codes drawn from the prior ``N(0, I)``, or from ``prior``.
 
         Args:
             num_samples: how many images, >= 1.
             seed: optional int; without it NumPy's global generator is used, which
                 ``keras.utils.set_random_seed`` seeds.
             batch_size: how many codes to decode at once.
+            prior: optional code distribution instead of ``N(0, I)``: a callable
+                ``prior(num_samples, rng)`` returning codes ``(num_samples, latent_dim)``,
+                or an object with ``sample(num_samples)`` such as a scikit-learn
+                ``GaussianMixture`` fitted to training codes
+                (:func:`vae_keras.aggregate.fit_code_mixture`). See
+                :func:`vae_keras.aggregate.draw_codes`.
 
         Returns:
             Mean images (pixel probabilities for Bernoulli), ``(num_samples,) + image_shape``.
         """
-        num_samples = _checks.check_whole_number("num_samples", num_samples)
-        shape = (num_samples, self.latent_dim)
-        codes = (np.random.standard_normal(shape) if seed is None
-                 else np.random.default_rng(seed).standard_normal(shape))
-        return self.decode(codes.astype(np.float32), batch_size=batch_size)
+        codes = aggregate.draw_codes(prior, num_samples, self.latent_dim, seed=seed)
+        return self.decode(codes, batch_size=batch_size)
 
     def elbo(self, images, batch_size=500, per_image=False, seed=None):
         """The ELBO of ``images`` in nats (one posterior sample each, analytic KL).

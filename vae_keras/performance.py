@@ -105,5 +105,26 @@ def make_strategy(name="default"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """TensorFlow's ``MultiWorkerMirroredStrategy``, made to work with Keras 3's ``fit``.
+
+    Keras 3 (reported with 3.4 in tensorflow/tensorflow#72388; still so in 3.15)
+    averages each step's metrics across workers with
+    ``strategy.reduce("MEAN", value, axis=0)``; the metrics are scalars, which have
+    no axis 0, so ``fit`` fails at its first step with "Invalid reduction dimension 0
+    for input with 0 dimensions". This strategy
+    reduces a scalar across workers only (``axis=None``), which is the mean Keras
+    means; everything else is TensorFlow's. ``tests/test_multi_worker.py`` trains on
+    two worker processes and checks the losses against a single process.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        """``Strategy.reduce``, with ``axis`` ignored for scalars (they have none)."""
+        first = self.experimental_local_results(value)[0]  # this worker's first replica
+        if axis is not None and tf.convert_to_tensor(first).shape.rank == 0:
+            axis = None
+        return super().reduce(reduce_op, value, axis)

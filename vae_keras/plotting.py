@@ -193,3 +193,58 @@ def loss_curves(history, keys=None, ax=None, title=None):
     if title:
         ax.set_title(title)
     return figure
+
+
+def latent_traversals(model, images, num_steps=9, limit=2.5, base_index=0, ax=None, title=None):
+    """Decode, for every latent dimension, a row of codes that vary that dimension alone.
+
+    The rows start from the code (posterior mean) of ``images[base_index]``; in
+    row ``j`` dimension ``j`` takes ``num_steps`` values from ``-limit`` to
+    ``limit`` (the prior's range) while the others stay put. Rows are ordered
+    by each dimension's mean KL over ``images``
+    (:func:`vae_keras.disentanglement.kl_per_dimension`), largest first, and
+    labelled with it: the dimensions the model does not use come last and show
+    as flat rows. A disentangled code changes one factor per row (notebook 09).
+
+    Args:
+        model: a trained VAE (``encode`` returning ``(z_mean, z_log_var)``, ``decode``).
+        images: array ``(n,) + image_shape``, n >= 1: the KL is averaged over them.
+        num_steps: images per row, >= 2.
+        limit: the largest absolute value a dimension takes, > 0.
+        base_index: which image's code the rows start from.
+        ax: optional axes.
+        title: optional title.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+    """
+    from vae_keras import _checks, disentanglement  # here: plotting stays importable on its own
+
+    num_steps = _checks.check_whole_number("num_steps", num_steps, minimum=2)
+    limit = _checks.check_positive("limit", limit)
+    z_mean, z_log_var = model.encode(images)
+    base_index = _checks.check_whole_number("base_index", base_index, minimum=0)
+    if base_index >= len(z_mean):
+        raise ValueError(f"base_index={base_index} but there are only {len(z_mean)} images.")
+    kl = disentanglement.kl_per_dimension(z_mean, z_log_var)
+    order = np.argsort(-kl, kind="stable")
+    values = np.linspace(-limit, limit, num_steps, dtype=np.float32)
+    codes = np.repeat(z_mean[base_index][None], len(order) * num_steps, axis=0).astype(np.float32)
+    for row, dimension in enumerate(order):
+        codes[row * num_steps:(row + 1) * num_steps, dimension] = values
+    decoded = model.decode(codes)
+    figure, ax = _new_axes(ax, (0.55 * num_steps + 1.2, 0.55 * len(order) + 0.6))
+    # Gray gaps frame each image, so that a sprite moving inside its frame shows.
+    ax.imshow(tile_images(decoded, ncols=num_steps, fill=0.25), cmap="gray_r", vmin=0.0,
+              vmax=1.0, interpolation="nearest")
+    height, width = decoded.shape[1:3]
+    ax.set_yticks([(height + 1) * row + (height - 1) / 2 for row in range(len(order))])
+    ax.set_yticklabels([f"z{d}  KL {kl[d]:.2f}" for d in order], fontsize=8)
+    ax.set_xticks([(width + 1) * step + (width - 1) / 2 for step in (0, num_steps - 1)])
+    ax.set_xticklabels([f"{-limit:g}", f"{limit:g}"], fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title)
+    return figure

@@ -15,8 +15,14 @@ into numbers:
   the evenness).
 - :func:`stroke_thickness` measures how bold the strokes of each image are, in
   pixels, so an attribute such as "bold" can be found and checked by measurement.
+- :func:`nearest` finds each image's (or code's) nearest neighbour in a
+  reference set, and :func:`label_entropy` says in nats how varied a set of
+  labels is: with the labels of the nearest real images, the two make a
+  training-free measure of how far generated images are from the data and how
+  many kinds of digit they show.
 
-Notebook 04 measures the quality of a VAE's samples with the classifier and its
+Notebooks 01 and 02 use :func:`nearest` and :func:`label_entropy` to compare
+the code spaces of an autoencoder and a VAE. Notebook 04 measures the quality of a VAE's samples with the classifier and its
 report; notebook 05 adds :func:`stroke_thickness` to check latent arithmetic
 ("thin digit + bold vector = bold digit of the same class").
 """
@@ -374,3 +380,112 @@ def stroke_thickness(images):
     has_ink = perimeter > 0
     thickness[has_ink] = 2.0 * ink[has_ink] / perimeter[has_ink]
     return thickness
+
+
+def _as_rows(array, name):
+    """``array`` as float64 rows ``(n, features)``; raise on anything that is not numbers."""
+    if isinstance(array, (str, bytes, dict)) or array is None:
+        raise TypeError(f"{name} must be a NumPy array of numbers, got {type(array).__name__}.")
+    array = np.asarray(array)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+                                     or array.dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got an array of dtype {array.dtype}.")
+    if array.ndim < 2 or array.shape[0] == 0 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty batch with one row per item, (n, ...), got "
+                         f"shape {array.shape}. A single item needs a batch axis: item[None].")
+    array = array.reshape(len(array), -1).astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contain NaN or infinite values.")
+    return array
+
+
+def nearest(queries, references, chunk_size=1000):
+    """For each query, the index of its nearest reference and the Euclidean distance to it.
+
+    Each row (image or code) is flattened, so images ``(n, h, w, c)`` are
+    compared pixel by pixel and codes ``(n, d)`` coordinate by coordinate. The
+    squared distances come from ``|q|^2 - 2 q.r + |r|^2``, one block of
+    ``chunk_size`` queries at a time so that memory stays at
+    ``chunk_size x len(references)`` numbers. Notebooks 01 and 02 use it to find
+    gaps in a code space (random codes far from every training code) and, with
+    the labels of the nearest real images, as a training-free digit classifier
+    (1-nearest neighbour, about 94% accurate on MNIST with 10,000 references).
+
+    Args:
+        queries: array ``(n, ...)``: what to look up, one row per item.
+        references: array ``(m, ...)`` with the same number of values per row.
+        chunk_size: queries handled per block, >= 1.
+
+    Returns:
+        ``(indices, distances)``: int64 ``(n,)`` indices into ``references`` and
+        float64 ``(n,)`` Euclidean distances.
+
+    Raises:
+        TypeError: non-numeric arrays or a non-integer ``chunk_size``.
+        ValueError: empty inputs, NaNs, rows of different sizes, ``chunk_size < 1``.
+    """
+    queries = _as_rows(queries, "queries")
+    references = _as_rows(references, "references")
+    chunk_size = _checks.check_whole_number("chunk_size", chunk_size, 1)
+    if queries.shape[1] != references.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} values per row and references "
+                         f"{references.shape[1]}: compare images with images of the same size, "
+                         f"or codes with codes of the same dimension.")
+    reference_norms = np.sum(references ** 2, axis=1)
+    indices, distances = [], []
+    for start in range(0, len(queries), chunk_size):
+        block = queries[start:start + chunk_size]
+        squared = np.sum(block ** 2, axis=1)[:, None] - 2.0 * block @ references.T + reference_norms
+        index = np.argmin(squared, axis=1)
+        indices.append(index)
+        # Rounding can make a zero distance slightly negative: clip before the root.
+        distances.append(np.sqrt(np.maximum(squared[np.arange(len(block)), index], 0.0)))
+    return np.concatenate(indices).astype(np.int64), np.concatenate(distances)
+
+
+def label_entropy(labels_or_probabilities, num_classes=10):
+    """Entropy in nats of the histogram of labels: how varied a set of images is.
+
+    ``H = -sum_k p_k log p_k`` with ``p_k`` the fraction of items labelled ``k``
+    (``0 log 0 = 0``). It is ``log(num_classes)`` (2.30 nats for ten digits)
+    when every class is equally common and 0 when all items share one label.
+    Unlike :func:`normalized_entropy` (and the ``label_entropy`` entry of
+    :func:`summarize_predictions`, which is normalized to [0, 1]), the value
+    is in nats, so it can be compared with the entropy of the real labels.
+
+    Args:
+        labels_or_probabilities: integer labels ``(n,)`` in ``0..num_classes - 1``,
+            or a classifier's probabilities ``(n, num_classes)``, in which case
+            each item counts for its most probable class (as in
+            :func:`summarize_predictions`).
+        num_classes: number of classes, >= 2.
+
+    Returns:
+        A float in ``[0, log(num_classes)]``.
+
+    Raises:
+        TypeError: a non-integer ``num_classes``, or labels that are not integers.
+        ValueError: no items, labels outside ``0..num_classes - 1``, or
+            probabilities whose second axis is not ``num_classes`` long.
+    """
+    num_classes = _checks.check_whole_number("num_classes", num_classes, 2)
+    values = np.asarray(labels_or_probabilities)
+    if values.ndim == 2:
+        if values.shape[1] != num_classes or not np.issubdtype(values.dtype, np.number):
+            raise ValueError(f"probabilities must have shape (n, num_classes={num_classes}), got "
+                             f"{values.shape} of dtype {values.dtype}.")
+        values = values.argmax(axis=1)
+    elif values.ndim != 1:
+        raise ValueError(f"pass labels of shape (n,) or probabilities of shape (n, {num_classes}); "
+                         f"got shape {values.shape}.")
+    elif not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {values.dtype}; for a classifier's "
+                        f"probabilities pass the (n, num_classes) array itself.")
+    if values.size == 0:
+        raise ValueError("there are no labels to measure: pass at least one.")
+    if values.min() < 0 or values.max() >= num_classes:
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {values.min()}.."
+                         f"{values.max()}; set num_classes to the number of classes.")
+    frequencies = np.bincount(values, minlength=num_classes) / values.size
+    frequencies = frequencies[frequencies > 0]
+    return max(0.0, float(-np.sum(frequencies * np.log(frequencies))))  # no -0.0
