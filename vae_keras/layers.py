@@ -67,7 +67,9 @@ class Sampling(layers.Layer):
         store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state)
 
     def load_own_variables(self, store):
-        if "seed_generator_state" in store:  # files written before this was saved lack it
+        # `.keys()`, not `in store`: Keras before 3.10 hands an H5 entry without
+        # `__contains__`. Files written before the state was saved lack the key.
+        if "seed_generator_state" in store.keys():
             self.seed_generator.state.assign(store["seed_generator_state"])
 
     def compute_output_shape(self, input_shape):
