@@ -200,6 +200,40 @@ def check_seed(seed):
     return None if seed is None else check_whole_number("seed", seed, minimum=0)
 
 
+def as_codes(name, codes, width=None):
+    """Return ``codes`` as a finite float64 array ``(n >= 1, width)``; raise otherwise.
+
+    Shared by every function that takes codes or posterior parameters as NumPy
+    arrays (:mod:`vae_keras.aggregate`, :func:`vae_keras.applications.code_length_bits`).
+    """
+    if isinstance(codes, (str, bytes, dict)) or codes is None:
+        raise TypeError(f"{name} must be an array of codes (n, latent_dim), got "
+                        f"{type(codes).__name__}.")
+    array = np.asarray(codes)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"{name} must hold numbers, got an array of dtype {array.dtype}.")
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        hint = " A single code z needs a batch axis: z[None]." if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be a non-empty array of shape (n, latent_dim), got "
+                         f"shape {array.shape}.{hint}")
+    if width is not None and array.shape[1] != width:
+        raise ValueError(f"{name} have {array.shape[1]} dimensions but {width} are expected "
+                         f"(the codes of one model share its latent_dim).")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contain NaN or infinite values.")
+    return array.astype(np.float64)
+
+
+def as_posteriors(z_mean, z_log_var):
+    """Check a set of diagonal Gaussian posteriors; return them as float64."""
+    z_mean = as_codes("z_mean", z_mean)
+    z_log_var = as_codes("z_log_var", z_log_var)
+    if z_log_var.shape != z_mean.shape:
+        raise ValueError(f"z_mean {z_mean.shape} and z_log_var {z_log_var.shape} must have the "
+                         f"same shape, one row per image: pass both outputs of vae.encode(x).")
+    return z_mean, z_log_var
+
+
 def check_fraction(name, value, include_one=True):
     """Return ``value`` as a float in [0, 1] (or [0, 1) without ``include_one``)."""
     interval = "[0, 1]" if include_one else "[0, 1)"

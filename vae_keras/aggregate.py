@@ -45,36 +45,6 @@ _BLOCK_ELEMENTS = 4_000_000
 # ----------------------------------------------------------------------------- checks
 
 
-def _as_codes(name, codes, width=None):
-    """Return ``codes`` as a finite float64 array ``(n >= 1, width)``; raise otherwise."""
-    if isinstance(codes, (str, bytes, dict)) or codes is None:
-        raise TypeError(f"{name} must be an array of codes (n, latent_dim), got "
-                        f"{type(codes).__name__}.")
-    array = np.asarray(codes)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise TypeError(f"{name} must hold numbers, got an array of dtype {array.dtype}.")
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        hint = " A single code z needs a batch axis: z[None]." if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be a non-empty array of shape (n, latent_dim), got "
-                         f"shape {array.shape}.{hint}")
-    if width is not None and array.shape[1] != width:
-        raise ValueError(f"{name} have {array.shape[1]} dimensions but {width} are expected "
-                         f"(the codes of one model share its latent_dim).")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contain NaN or infinite values.")
-    return array.astype(np.float64)
-
-
-def _as_posteriors(z_mean, z_log_var):
-    """Check a set of diagonal Gaussian posteriors; return them as float64."""
-    z_mean = _as_codes("z_mean", z_mean)
-    z_log_var = _as_codes("z_log_var", z_log_var)
-    if z_log_var.shape != z_mean.shape:
-        raise ValueError(f"z_mean {z_mean.shape} and z_log_var {z_log_var.shape} must have the "
-                         f"same shape, one row per image: pass both outputs of vae.encode(x).")
-    return z_mean, z_log_var
-
-
 def _check_chunk_size(chunk_size, reference_count):
     """The rows per block: given, or as many as keep a block near 32 MB."""
     if chunk_size is None:
@@ -118,7 +88,7 @@ def code_statistics(z_mean, z_log_var):
         TypeError: codes that are not numbers.
         ValueError: shapes that are not ``(n, latent_dim)`` alike, NaN or inf.
     """
-    z_mean, z_log_var = _as_posteriors(z_mean, z_log_var)
+    z_mean, z_log_var = _checks.as_posteriors(z_mean, z_log_var)
     variance_of_means = z_mean.var(axis=0)
     mean_posterior_variance = np.exp(z_log_var).mean(axis=0)
     mean = z_mean.mean(axis=0)
@@ -155,8 +125,8 @@ def nearest_distances(codes, reference_codes, chunk_size=None):
         TypeError: codes that are not numbers, a non-integer ``chunk_size``.
         ValueError: bad shapes, different widths, NaN or inf, ``chunk_size < 1``.
     """
-    reference = _as_codes("reference_codes", reference_codes)
-    codes = _as_codes("codes", codes, width=reference.shape[1])
+    reference = _checks.as_codes("reference_codes", reference_codes)
+    codes = _checks.as_codes("codes", codes, width=reference.shape[1])
     chunk_size = _check_chunk_size(chunk_size, len(reference))
     reference_norms = np.sum(reference ** 2, axis=1)
     distances = np.empty(len(codes))
@@ -191,8 +161,8 @@ def log_aggregate_density(codes, z_mean, z_log_var, chunk_size=None):
         TypeError: codes that are not numbers, a non-integer ``chunk_size``.
         ValueError: bad or mismatched shapes, NaN or inf, ``chunk_size < 1``.
     """
-    z_mean, z_log_var = _as_posteriors(z_mean, z_log_var)
-    codes = _as_codes("codes", codes, width=z_mean.shape[1])
+    z_mean, z_log_var = _checks.as_posteriors(z_mean, z_log_var)
+    codes = _checks.as_codes("codes", codes, width=z_mean.shape[1])
     chunk_size = _check_chunk_size(chunk_size, len(z_mean))
     precision = np.exp(-z_log_var)
     # The quadratic form sum_d (z_d - m_d)^2 p_d = z^2 . p - 2 z . (m p) + m^2 . p, as
@@ -213,7 +183,7 @@ def log_aggregate_density(codes, z_mean, z_log_var, chunk_size=None):
 
 def log_prior_density(codes):
     """``log N(z; 0, I)`` of each code, in nats (array ``(n,)``)."""
-    codes = _as_codes("codes", codes)
+    codes = _checks.as_codes("codes", codes)
     return -0.5 * (np.sum(codes ** 2, axis=1) + codes.shape[1] * LOG_2PI)
 
 
@@ -245,7 +215,7 @@ def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None
         TypeError: codes that are not numbers, a non-integer ``num_samples`` or seed.
         ValueError: bad or mismatched shapes, NaN or inf, ``num_samples < 1``, a negative seed.
     """
-    z_mean, z_log_var = _as_posteriors(z_mean, z_log_var)
+    z_mean, z_log_var = _checks.as_posteriors(z_mean, z_log_var)
     num_samples = _checks.check_whole_number("num_samples", num_samples, 1)
     rng = np.random.default_rng(_checks.check_seed(seed))
     chosen = rng.integers(0, len(z_mean), num_samples)
@@ -285,7 +255,7 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
     """
     from sklearn.mixture import GaussianMixture  # here, so `import vae_keras` stays quick
 
-    codes = _as_codes("codes", codes)
+    codes = _checks.as_codes("codes", codes)
     num_components = _checks.check_whole_number("num_components", num_components, 1)
     covariance_type = _checks.check_choice("covariance_type", covariance_type,
                                            ("full", "diag", "tied", "spherical"))
@@ -355,4 +325,4 @@ def draw_codes(prior, num_samples, latent_dim, seed=None):
         raise ValueError(f"The prior returned codes of shape {array.shape}; this model needs "
                          f"{shape}, one row of latent_dim={latent_dim} values per sample. Was "
                          f"the mixture fitted to another model's codes?")
-    return _as_codes("the prior's codes", array).astype(np.float32)
+    return _checks.as_codes("the prior's codes", array).astype(np.float32)

@@ -324,24 +324,8 @@ def code_length_bits(z_mean, z_log_var):
         TypeError: if the arguments are not numbers.
         ValueError: if the shapes differ, are not ``(n, latent_dim)``, or hold NaN/inf.
     """
-    arrays = []
-    for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
-        if isinstance(value, (str, bytes, dict)) or value is None:
-            raise TypeError(f"{name} must be an array of shape (n, latent_dim), "
-                            f"got {type(value).__name__}.")
-        array = np.asarray(value)
-        if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}.")
-        if array.ndim != 2 or array.size == 0:
-            raise ValueError(f"{name} must have shape (n, latent_dim), got {array.shape}; "
-                             f"for one image add a batch axis with [None].")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} contains NaN or infinite values.")
-        arrays.append(array.astype(np.float64))
-    if arrays[0].shape != arrays[1].shape:
-        raise ValueError(f"z_mean {arrays[0].shape} and z_log_var {arrays[1].shape} must have "
-                         f"the same shape; they are the two outputs of model.encode(images).")
-    kl_nats = np.asarray(losses.gaussian_kl(arrays[0], arrays[1]))
+    z_mean, z_log_var = _checks.as_posteriors(z_mean, z_log_var)
+    kl_nats = np.asarray(losses.gaussian_kl(z_mean, z_log_var))
     return kl_nats / LOG_2
 
 
