@@ -150,14 +150,20 @@ def test_test_images_that_stand_in_the_training_file_are_reported(fake_data_dir)
 
     from conftest import write_idx
 
+    (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", vk.data.TrainTestOverlapWarning)
+        assert vk.data.warn_about_overlap(x_train, x_test) == 0  # disjoint: no warning
     folder = fake_data_dir / "mnist"
     train = vk.data.read_idx(folder / "train-images-idx3-ubyte.gz")
     test = vk.data.read_idx(folder / "t10k-images-idx3-ubyte.gz")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", vk.data.TrainTestOverlapWarning)
-        vk.load_mnist(fake_data_dir)  # disjoint splits: no warning
     train[[5, 50]] = test[[3, 7]]  # two test images leak into the training file
     write_idx(folder / "train-images-idx3-ubyte.gz", train)
-    with pytest.warns(vk.data.TrainTestOverlapWarning, match="2 of the 100 test images"):
-        (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)
+    (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)  # the loader returns the files as they are
     np.testing.assert_array_equal(vk.data.train_test_overlap(x_train, x_test), [3, 7])
+    with pytest.warns(vk.data.TrainTestOverlapWarning, match="2 of the 100 test images"):
+        assert vk.data.warn_about_overlap(x_train, x_test, source="mnist") == 2
+    # A training run, which reports test figures, says so.
+    settings = vk.runs.RunSettings(data_dir=str(fake_data_dir), validation_size=100)
+    with pytest.warns(vk.data.TrainTestOverlapWarning):
+        vk.runs.load_training_data(settings)

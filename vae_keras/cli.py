@@ -167,7 +167,8 @@ def _evaluate_command(args):
 
     keras.utils.set_random_seed(args.seed)
     model = runs.load_model(args.model)
-    _, (x_test, y_test) = data.load_dataset(args.dataset, args.data_dir)
+    (x_train, _), (x_test, y_test) = data.load_dataset(args.dataset, args.data_dir)
+    data.warn_about_overlap(x_train, x_test, source=args.dataset)
     x_test, y_test = x_test[:args.test_size], y_test[:args.test_size]
     settings = runs.RunSettings(binarize=args.binarize, likelihood=model.likelihood)
     if settings.uses_binarization:

@@ -256,6 +256,7 @@ def load_training_data(settings):
         as in the literature); the training and validation labels last.
     """
     (x_train, y_train), (x_test, y_test) = data.load_dataset(settings.dataset, settings.data_dir)
+    data.warn_about_overlap(x_train, x_test, source=settings.dataset)
     if settings.train_size:
         x_train = x_train[:settings.train_size + settings.validation_size]
         y_train = y_train[:len(x_train)]
