@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, architectures, evaluation, models
+from vae_keras import _checks, aggregate, architectures, evaluation, models
 
 
 def _label_input_width(model, name):
@@ -217,11 +217,7 @@ class ConditionalVAE(models.VAE):
 
     def decode(self, codes, labels, batch_size=256):
         """Mean images of ``p(x | z, y)`` for ``codes`` under ``labels`` (one, or one per code)."""
-        codes = np.asarray(codes, dtype=np.float32)
-        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"codes must have shape (n, {self.latent_dim}) for this model; got "
-                f"{codes.shape}. A single code z needs a batch axis: z[None].")
+        codes = self.check_codes(codes)
         labels = self._labels_for(labels, len(codes))
         batch_size = _checks.check_whole_number("batch_size", batch_size)
         one_hot = np.eye(self.num_classes, dtype=np.float32)[labels]
@@ -247,10 +243,8 @@ class ConditionalVAE(models.VAE):
         """
         num_samples = _checks.check_whole_number("num_samples", num_samples)
         labels = self._labels_for(labels, num_samples)
-        shape = (num_samples, self.latent_dim)
-        codes = (np.random.standard_normal(shape) if seed is None
-                 else np.random.default_rng(seed).standard_normal(shape))
-        return self.decode(codes.astype(np.float32), labels, batch_size=batch_size)
+        codes = aggregate.draw_codes(None, num_samples, self.latent_dim, seed=seed)
+        return self.decode(codes, labels, batch_size=batch_size)
 
     def elbo(self, images, labels, batch_size=500, per_image=False, seed=None):
         """The conditional ELBO, a lower bound on ``log p(x | y)``, in nats."""

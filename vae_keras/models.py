@@ -255,6 +255,16 @@ class _ImageModel(keras.Model):
         self.check_images(x)
         return super().predict(x, **kwargs)
 
+    def check_codes(self, codes):
+        """``codes`` as float32 ``(n, latent_dim)`` for this model; ValueError otherwise."""
+        codes = np.asarray(codes, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"codes must have shape (n, {self.latent_dim}) for this model; got "
+                f"{codes.shape}. A single code z needs a batch axis: z[None]."
+            )
+        return codes
+
     def decode(self, codes, batch_size=256):
         """Decode codes to mean images (pixel probabilities for Bernoulli), as NumPy.
 
@@ -265,12 +275,7 @@ class _ImageModel(keras.Model):
         Returns:
             Images of shape ``(n,) + image_shape``, values in [0, 1] for Bernoulli.
         """
-        codes = np.asarray(codes, dtype=np.float32)
-        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"codes must have shape (n, {self.latent_dim}) for this model; got "
-                f"{codes.shape}. A single code z needs a batch axis: z[None]."
-            )
+        codes = self.check_codes(codes)
         batch_size = _checks.check_whole_number("batch_size", batch_size)
         output = self.decoder.predict(codes, batch_size=batch_size, verbose=0)
         return ops.convert_to_numpy(self.mean_images(output))
