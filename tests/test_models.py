@@ -270,3 +270,52 @@ def test_evaluated_models_are_not_kept_alive():
     del model
     gc.collect()
     assert [reference() for reference in references] == [None, None, None]
+
+
+# ---------------------------------------------------------------- importance-weighted training
+
+def test_importance_weighted_training_loss_is_the_iwae_bound_of_the_sampling_layers_draws(
+        trained_toy_vae):
+    trained, images = trained_toy_vae
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(64,), seed=7,
+                   importance_samples=5)
+    model.set_weights(trained.get_weights())
+    batch = images[:32]
+    terms = model.compute_loss_terms(keras.ops.convert_to_tensor(batch))
+    # The same draws from a fresh generator with the layer's seed, K-major: K copies of the batch.
+    noise = keras.random.normal((5 * 32, 2), seed=keras.random.SeedGenerator(7))
+    log_weights = model.log_importance_weights(batch, keras.ops.reshape(noise, (5, 32, 2)))
+    expected = -np.mean(keras.ops.convert_to_numpy(vk.losses.importance_weighted_bound(log_weights)))
+    np.testing.assert_allclose(float(terms["loss"]), expected, rtol=1e-5)
+    # Jensen: the bound is at least the mean of its log weights, so the loss is at most theirs.
+    assert float(terms["loss"]) <= -np.mean(keras.ops.convert_to_numpy(log_weights)) + 1e-4
+
+
+def test_importance_weighted_training_learns_and_round_trips(bar_images, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(32,), importance_samples=3)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(bar_images, epochs=4, batch_size=64, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert set(history) >= {"loss", "reconstruction_loss", "kl_loss"}
+    model.save(tmp_path / "iwae.keras")
+    loaded = keras.saving.load_model(tmp_path / "iwae.keras")
+    assert loaded.importance_samples == 3
+    np.testing.assert_allclose(loaded.encode_mean(bar_images[:8]), model.encode_mean(bar_images[:8]),
+                               rtol=1e-6)
+
+
+def test_a_conditional_vae_trains_on_the_importance_weighted_bound(bar_images):
+    keras.utils.set_random_seed(0)
+    labels = np.arange(len(bar_images)) % 3
+    model = vk.ConditionalVAE(latent_dim=2, num_classes=3, image_shape=TOY_SHAPE,
+                              hidden_units=(32,), importance_samples=2)
+    model.compile()
+    history = model.fit(bar_images, labels, epochs=2, batch_size=64, verbose=0).history
+    assert np.all(np.isfinite(history["loss"]))
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (2.5, TypeError), ("5", TypeError)])
+def test_bad_importance_sample_counts_are_refused(bad, error):
+    with pytest.raises(error, match="importance_samples"):
+        vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, importance_samples=bad)

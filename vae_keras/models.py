@@ -444,6 +444,11 @@ class VAE(_ImageModel):
             starts at 0.1 and stays above ``MIN_LEARNED_SCALE``. Notebook 07
             shows why a fixed sigma acts as a hidden beta and learning it fixes that.
         seed: optional int for the sampling layer's random stream.
+        importance_samples: K, codes drawn per image in training. 1 (the
+            default) trains on the ELBO; K > 1 on the importance-weighted bound
+            (IWAE, Burda et al. 2015), tighter than the ELBO and evaluated the
+            same way, at the cost of K decoder passes per image. ``beta`` then
+            weighs ``log p(z) - log q(z|x)`` inside each importance weight.
         image_shape: shape of one image when building the default architecture.
         hidden_units: widths of the dense layers (optional).
         filters: channels of the convolutions for ``"conv"`` (optional).
@@ -454,10 +459,11 @@ class VAE(_ImageModel):
 
     def __init__(self, encoder=None, decoder=None, *, latent_dim=None, architecture="dense",
                  likelihood="bernoulli", beta=1.0, observation_scale=0.1, seed=None,
-                 image_shape=architectures.DEFAULT_IMAGE_SHAPE, hidden_units=None, filters=None,
-                 **kwargs):
+                 importance_samples=1, image_shape=architectures.DEFAULT_IMAGE_SHAPE,
+                 hidden_units=None, filters=None, **kwargs):
         likelihood = _checks.check_choice("likelihood", likelihood, _checks.LIKELIHOODS)
         beta = _checks.check_positive("beta", beta, allow_zero=True)
+        importance_samples = _checks.check_whole_number("importance_samples", importance_samples)
         if isinstance(observation_scale, str):
             observation_scale = _checks.check_choice("observation_scale", observation_scale,
                                                      LEARNED_SCALES)
@@ -477,6 +483,7 @@ class VAE(_ImageModel):
                              f"{self.latent_dim} dimensions.")
         self._check_decoder()
         self.seed = seed
+        self.importance_samples = importance_samples
         self.observation_scale = observation_scale
         if observation_scale in LEARNED_SCALES:
             shape = () if observation_scale == "learned" else self.image_shape
@@ -524,13 +531,15 @@ class VAE(_ImageModel):
         # Losses in float32 even when the layers compute in float16 (mixed precision).
         return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
 
-    def decoder_output(self, codes, inputs=None, training=False):
+    def decoder_output(self, codes, inputs=None, training=False, decoder=None):
         """The decoder's output (logits or means) for ``codes``, as float32.
 
         ``inputs`` (the batch the codes came from, repeated as often) is ignored
-        here; a conditional model reads its labels from it.
+        here; a conditional model reads its labels from it. ``decoder`` replaces
+        ``self.decoder`` (evaluation passes a bfloat16 copy of it).
         """
-        return ops.cast(self.decoder(codes, training=training), "float32")
+        decoder = self.decoder if decoder is None else decoder
+        return ops.cast(decoder(codes, training=training), "float32")
 
     def reconstruction_and_kl(self, inputs, noise=None, training=False):
         """``log p(x | z)`` for one ``z ~ q(z | x)`` and ``KL(q(z | x) || p(z))``, per example.
@@ -547,28 +556,49 @@ class VAE(_ImageModel):
         return (self.log_likelihood(self.images_of(inputs), output),
                 losses.gaussian_kl(z_mean, z_log_var))
 
-    def log_importance_weights(self, inputs, noise):
+    def log_importance_weights(self, inputs, noise, decoder=None):
         """``log p(x | z_k) + log p(z_k) - log q(z_k | x)`` for K codes per example.
 
         Args:
             inputs: a batch (what :meth:`unpack_batch` returns).
             noise: standard-normal draws of shape ``(K, batch, latent_dim)``.
+            decoder: optional stand-in for ``self.decoder`` (see :meth:`decoder_output`).
 
         Returns:
             Log weights of shape ``(K, batch)``; their log-mean-exp over K is the
             importance-weighted bound (:func:`vae_keras.losses.importance_weighted_bound`).
         """
-        z_mean, z_log_var = self.posterior(inputs)
-        z = reparameterize(z_mean[None], z_log_var[None], noise)  # (K, batch, latent)
-        num_samples, batch = ops.shape(noise)[0], ops.shape(z_mean)[0]
+        log_likelihood, log_prior_ratio, _ = self._log_weight_terms(inputs, noise, decoder=decoder)
+        return log_likelihood + log_prior_ratio
+
+    def _log_weight_terms(self, inputs, noise=None, training=False, decoder=None):
+        """``log p(x | z_k)`` and ``log p(z_k) - log q(z_k | x)``, each ``(K, batch)``, and the KL.
+
+        With ``noise=None`` the Sampling layer draws ``importance_samples`` codes
+        per example (training); evaluation passes its own noise ``(K, batch, latent)``.
+        The third value is the closed-form ``KL(q(z | x) || p(z))`` per example.
+        """
+        z_mean, z_log_var = self.posterior(inputs, training)
+        batch = ops.shape(z_mean)[0]
+        if noise is None:
+            num_samples = self.importance_samples
+            # K copies of the posterior, K-major, so the draws reshape to (K, batch, latent).
+            flat_codes = self.sampling([ops.tile(z_mean, [num_samples, 1]),
+                                        ops.tile(z_log_var, [num_samples, 1])])
+            z = ops.reshape(flat_codes, (num_samples, batch, self.latent_dim))
+        else:
+            num_samples = ops.shape(noise)[0]
+            z = reparameterize(z_mean[None], z_log_var[None], noise)  # (K, batch, latent)
         # K copies of the batch, K-major like the reshape of z.
         repeated = tf.nest.map_structure(
             lambda x: ops.tile(x, [num_samples] + [1] * (len(x.shape) - 1)), inputs)
-        output = self.decoder_output(ops.reshape(z, (-1, self.latent_dim)), repeated)
+        output = self.decoder_output(ops.reshape(z, (-1, self.latent_dim)), repeated, training,
+                                     decoder)
         log_p_x_given_z = ops.reshape(
             self.log_likelihood(self.images_of(repeated), output), (num_samples, batch))
-        return (log_p_x_given_z + losses.standard_normal_log_prob(z)
-                - losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None]))
+        log_prior_ratio = (losses.standard_normal_log_prob(z)
+                           - losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None]))
+        return log_p_x_given_z, log_prior_ratio, losses.gaussian_kl(z_mean, z_log_var)
 
     def compute_loss_terms(self, inputs, training=False):
         """The loss and its two terms for a batch, each averaged over the batch.
@@ -577,12 +607,24 @@ class VAE(_ImageModel):
         the Sampling layer, ``kl_loss = mean KL(q(z | x) || p(z))`` in closed form
         (:func:`vae_keras.losses.gaussian_kl`), and ``loss = reconstruction_loss +
         beta * kl_loss``. ``train_step`` takes the gradient of ``loss``.
+
+        With ``importance_samples`` K > 1, ``loss`` is instead the negative
+        importance-weighted bound over K codes per image (each log weight
+        ``log p(x|z_k) + beta * (log p(z_k) - log q(z_k|x))``), which is at most
+        the negative ELBO; the two terms are then reported for monitoring, the
+        reconstruction averaged over the K codes.
         """
-        log_likelihood, kl = self.reconstruction_and_kl(inputs, training=training)
-        reconstruction_loss = -ops.mean(log_likelihood)
-        kl_loss = ops.mean(kl)
-        loss = reconstruction_loss + ops.cast(self._beta, "float32") * kl_loss
-        return {"loss": loss, "reconstruction_loss": reconstruction_loss, "kl_loss": kl_loss}
+        if self.importance_samples == 1:
+            log_likelihood, kl = self.reconstruction_and_kl(inputs, training=training)
+            reconstruction_loss = -ops.mean(log_likelihood)
+            kl_loss = ops.mean(kl)
+            loss = reconstruction_loss + ops.cast(self._beta, "float32") * kl_loss
+            return {"loss": loss, "reconstruction_loss": reconstruction_loss, "kl_loss": kl_loss}
+        log_likelihood, log_prior_ratio, kl = self._log_weight_terms(inputs, training=training)
+        log_weights = log_likelihood + ops.cast(self._beta, "float32") * log_prior_ratio
+        return {"loss": -ops.mean(losses.importance_weighted_bound(log_weights)),
+                "reconstruction_loss": -ops.mean(log_likelihood),
+                "kl_loss": ops.mean(kl)}
 
     def call(self, inputs, training=False):
         """Reconstruct ``inputs``: decode a sampled code when training, the mean otherwise."""
@@ -652,6 +694,7 @@ class VAE(_ImageModel):
             beta=self._initial_beta,
             observation_scale=self.observation_scale,
             seed=self.seed,
+            importance_samples=self.importance_samples,
         )
         return config
 
