@@ -65,3 +65,54 @@ def test_nan_loss_stops_training_with_a_message_and_restores_weights():
     weights = model.get_weights()
     assert all(np.all(np.isfinite(w)) for w in weights)
     assert model.optimizer.iterations.numpy() == 8  # stopped at the end of the second epoch
+
+
+# ---------------------------------------------------------------- the time budget
+
+class FakeClock:
+    """A clock that advances one second each time it is read: epochs of known length."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_the_annealing_factors_fall_from_one_to_zero():
+    cosine, linear, flat = (vk.TimeBudget(1, anneal=a) for a in ("cosine", "linear", None))
+    np.testing.assert_allclose([cosine.learning_rate_factor(t) for t in (0, 0.5, 1, 2)],
+                               [1.0, 0.5, 0.0, 0.0], atol=1e-12)
+    assert [linear.learning_rate_factor(t) for t in (0, 0.25, 1)] == [1.0, 0.75, 0.0]
+    assert [flat.learning_rate_factor(t) for t in (0, 0.9)] == [1.0, 1.0]
+
+
+def test_the_budget_stops_before_an_epoch_that_would_overrun_and_anneals_on_the_way():
+    keras.utils.set_random_seed(0)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    # 8 batches per epoch: each epoch reads the clock 9 times (8 batches and its end).
+    budget = vk.TimeBudget(minutes=0.5, clock=FakeClock())
+    history = model.fit(make_bar_images(512), epochs=50, batch_size=64, verbose=0,
+                        callbacks=[budget]).history
+    assert budget.epochs == len(history["loss"]) == 3  # a 4th would end past 30 s
+    assert budget.seconds <= 30
+    rates = history["learning_rate"]
+    assert 2e-3 > rates[0] > rates[1] > rates[2] > 0
+    # The clock starts at 1 s; the last batch begins at 27 s, 26 s into the budget.
+    np.testing.assert_allclose(rates[2], 2e-3 * budget.learning_rate_factor(26 / 30), rtol=1e-5)
+    # The optimizer's own rate is given back for later training.
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 2e-3, rtol=1e-6)
+
+
+def test_the_budget_refuses_bad_settings_and_a_schedule_it_would_fight():
+    with pytest.raises(ValueError, match="minutes"):
+        vk.TimeBudget(0)
+    with pytest.raises(ValueError, match="anneal"):
+        vk.TimeBudget(1, anneal="exponential")
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    with pytest.raises(TypeError, match="LearningRateSchedule"):
+        model.fit(make_bar_images(64), epochs=1, verbose=0, callbacks=[vk.TimeBudget(1)])

@@ -8,7 +8,7 @@ The pieces, one module each:
 - ``conditional``: :class:`ConditionalVAE`, a VAE that draws a chosen class.
 - ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
 - ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
-- ``callbacks``: KL warm-up, cyclical annealing, NaN guard.
+- ``callbacks``: KL warm-up, cyclical annealing, a training time budget, NaN guard.
 - ``performance``: defaults by device, mixed precision, distribution strategies.
 - ``quality``: a digit classifier's verdict on samples, stroke thickness.
 - ``applications``: anomaly scores and ROC AUC, denoising, compression in bits.
@@ -48,7 +48,7 @@ from vae_keras import (  # noqa: E402
 )
 from vae_keras import disentanglement, sprites  # noqa: E402
 from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
-from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard  # noqa: E402
+from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard, TimeBudget  # noqa: E402
 from vae_keras.conditional import ConditionalVAE  # noqa: E402
 from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
 from vae_keras.layers import Sampling  # noqa: E402
@@ -57,7 +57,7 @@ from vae_keras.models import VAE, Autoencoder  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "VAE", "Autoencoder", "ConditionalVAE", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard",
+    "VAE", "Autoencoder", "ConditionalVAE", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard", "TimeBudget",
     "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
     "aggregate", "applications", "architectures", "callbacks", "conditional", "data", "evaluation", "latent",
     "losses", "performance", "plotting", "quality", "runs",

@@ -1,4 +1,4 @@
-"""Training callbacks: KL-weight schedules and a guard against NaN losses.
+"""Training callbacks: KL-weight schedules, a time budget, and a guard against NaN losses.
 
 Posterior collapse, where the KL term wins early and the decoder learns to
 ignore the code, is the most common complaint about VAE tutorials. Starting
@@ -11,6 +11,7 @@ schedules that last epochs.
 """
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -125,3 +126,86 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             f"Usual causes: a learning rate that is too high (try 1e-3 or less), inputs with "
             f"NaNs, or a Gaussian likelihood with a very small observation_scale."
         )
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Trains for a wall-clock budget and anneals the learning rate to zero at its end.
+
+    What a learner has is minutes, not epochs. Give ``fit`` more epochs than can
+    run; this callback stops at the end of the last epoch that fits in
+    ``minutes`` (it never starts an epoch that the mean epoch time says would
+    overrun), and before every batch sets the optimizer's learning rate from the
+    fraction ``t`` of the budget spent: ``lr0 * (1 + cos(pi t)) / 2`` for
+    ``anneal="cosine"``, ``lr0 * (1 - t)`` for ``"linear"``, ``lr0`` for
+    ``None``, where ``lr0`` is the learning rate the optimizer was compiled with.
+    A schedule that ends at the budget's end settles the weights where a
+    constant rate keeps them jumping (benchmarks/likelihood.py measures it).
+
+    The clock starts when the first ``fit`` it is given begins (graph tracing
+    included) and keeps running across later ``fit`` calls with the same
+    callback, so a run split into several calls (as :mod:`vae_keras.runs` does
+    when an epoch does not split into whole executions) shares one budget:
+    stop calling ``fit`` once :attr:`spent` is True. The learning rate is put
+    back to ``lr0`` at the end of each call.
+
+    Args:
+        minutes: the budget, > 0.
+        anneal: ``"cosine"`` (default), ``"linear"`` or ``None``.
+        clock: a function returning seconds (``time.perf_counter``; tests pass a fake).
+
+    Attributes:
+        epochs: epochs completed; ``seconds``: training time used.
+    """
+
+    ANNEALS = ("cosine", "linear")
+
+    def __init__(self, minutes, anneal="cosine", clock=time.perf_counter):
+        super().__init__()
+        self.clock = clock
+        self.budget_seconds = 60.0 * _checks.check_positive("minutes", minutes)
+        if anneal is not None:
+            anneal = _checks.check_choice("anneal", anneal, self.ANNEALS)
+        self.anneal = anneal
+        self.epochs, self.seconds = 0, 0.0
+        self._start = None
+        self.spent = False  # True once the budget has stopped training
+
+    def learning_rate_factor(self, fraction):
+        """The learning rate's multiplier when ``fraction`` of the budget is spent."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if self.anneal == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * fraction))
+        if self.anneal == "linear":
+            return 1.0 - fraction
+        return 1.0
+
+    def on_train_begin(self, logs=None):
+        learning_rate = self.model.optimizer.learning_rate
+        if not isinstance(learning_rate, keras.Variable):
+            raise TypeError(
+                "TimeBudget sets the learning rate itself, but the optimizer was given a "
+                "LearningRateSchedule; compile with a plain number, e.g. "
+                "keras.optimizers.Adam(2e-3), and choose TimeBudget(anneal=...).")
+        self._initial_learning_rate = float(np.asarray(learning_rate))
+        if self._start is None:
+            self._start = self.clock()
+        if self.spent:
+            self.model.stop_training = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.anneal is not None:
+            fraction = (self.clock() - self._start) / self.budget_seconds
+            self.model.optimizer.learning_rate.assign(
+                self._initial_learning_rate * self.learning_rate_factor(fraction))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        self.seconds = self.clock() - self._start
+        if logs is not None:
+            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        if self.seconds + self.seconds / self.epochs > self.budget_seconds:
+            self.model.stop_training = self.spent = True
+
+    def on_train_end(self, logs=None):
+        self.seconds = self.clock() - self._start
+        self.model.optimizer.learning_rate.assign(self._initial_learning_rate)
