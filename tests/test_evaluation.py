@@ -40,3 +40,41 @@ def test_negative_log_likelihood_reports_nats_and_bits(trained_toy_vae):
     assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (64 * np.log(2)))
     # A trained model beats the uniform model, 64 * log(2) = 44.4 nats per 8x8 image.
     assert 0 < result["nll_nats"] < 64 * np.log(2)
+
+
+def test_the_streamed_bound_is_the_log_mean_exp_of_the_models_log_weights(trained_toy_vae):
+    import tensorflow as tf
+
+    from vae_keras import losses
+
+    model, images = trained_toy_vae
+    streamed = evaluation.importance_weighted_log_likelihood(
+        model, images[:30], num_samples=40, batch_size=30, max_decoded=270, seed=4)  # 9 per chunk
+    # The draws the evaluation makes for its one batch (seed, first image), all K at once.
+    noise = tf.random.stateless_normal([40, 30, model.latent_dim], seed=[4, 0])
+    direct = losses.importance_weighted_bound(model.log_importance_weights(images[:30], noise))
+    np.testing.assert_allclose(streamed, np.asarray(direct), rtol=1e-5)
+
+
+def test_bfloat16_evaluation_is_close_to_float32_and_follows_the_weights():
+    import keras
+
+    import vae_keras as vk
+    from conftest import TOY_SHAPE, make_bar_images
+
+    keras.utils.set_random_seed(0)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(32,))
+    images = make_bar_images(40, seed=3)
+    for scale in (1.0, 1.5):  # the second pass: weights changed after the copy was made
+        model.set_weights([w * scale for w in model.get_weights()])
+        full = evaluation.importance_weighted_log_likelihood(model, images, 20, seed=0)
+        half = evaluation.importance_weighted_log_likelihood(model, images, 20, seed=0,
+                                                             precision="bfloat16")
+        assert not np.array_equal(full, half)  # the copy does compute in bfloat16...
+        np.testing.assert_allclose(half, full, rtol=2e-2)  # ...of this model's weights
+
+
+def test_unknown_precisions_are_refused(trained_toy_vae):
+    model, images = trained_toy_vae
+    with pytest.raises(ValueError, match="precision"):
+        evaluation.importance_weighted_log_likelihood(model, images[:4], 2, precision="float16")

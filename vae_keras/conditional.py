@@ -137,9 +137,10 @@ class ConditionalVAE(models.VAE):
         outputs = self.encoder([images, self._one_hot(labels)], training=training)
         return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
 
-    def decoder_output(self, codes, inputs=None, training=False):
+    def decoder_output(self, codes, inputs=None, training=False, decoder=None):
         """The decoder's output for ``codes`` under the labels of ``inputs``, as float32."""
-        output = self.decoder([codes, self._one_hot(inputs[1])], training=training)
+        decoder = self.decoder if decoder is None else decoder
+        output = decoder([codes, self._one_hot(inputs[1])], training=training)
         return ops.cast(output, "float32")
 
     # ------------------------------------------------------------------ Keras workflows

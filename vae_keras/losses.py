@@ -41,8 +41,11 @@ def gaussian_kl(z_mean, z_log_var):
 def bernoulli_log_likelihood(images, logits):
     """Log-probability of images under independent Bernoulli pixels given logits.
 
-    ``log p(x | logits) = sum x * logits - softplus(logits)``, computed as
-    ``-(max(l, 0) - x * l + log1p(exp(-|l|)))``, which never overflows. Pixel
+    ``log p(x | logits) = sum x * logits - softplus(logits)``, with TensorFlow's
+    softplus kernel, which never overflows (it returns ``l`` for large ``l`` and
+    ``exp(l)`` for very negative ``l``). One fused kernel instead of the five
+    element-wise ops of ``max(l, 0) + log1p(exp(-|l|))``: this sum over every
+    pixel of every decoded sample is a large share of evaluation time. Pixel
     values in [0, 1] that are not 0 or 1 are allowed: the result is then the
     negative binary cross-entropy summed over pixels, as in most VAE tutorials.
 
@@ -55,8 +58,7 @@ def bernoulli_log_likelihood(images, logits):
     """
     logits = ops.convert_to_tensor(logits)
     images = ops.cast(images, logits.dtype)
-    per_pixel = ops.relu(logits) - images * logits + ops.log1p(ops.exp(-ops.abs(logits)))
-    return -_sum_over_non_batch_axes(per_pixel)
+    return _sum_over_non_batch_axes(images * logits - ops.softplus(logits))
 
 
 def continuous_bernoulli_log_normalizer(logits):
