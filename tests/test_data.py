@@ -167,3 +167,14 @@ def test_test_images_that_stand_in_the_training_file_are_reported(fake_data_dir)
     settings = vk.runs.RunSettings(data_dir=str(fake_data_dir), validation_size=100)
     with pytest.warns(vk.data.TrainTestOverlapWarning):
         vk.runs.load_training_data(settings)
+
+
+def test_the_training_mask_drops_exactly_the_images_shared_with_the_test_set():
+    rng = np.random.default_rng(0)
+    x_train = rng.random((20, 4, 4, 1)).astype(np.float32)
+    x_test = rng.random((6, 4, 4, 1)).astype(np.float32)
+    x_test[[1, 4]] = x_train[[3, 17]]
+    mask = vk.data.training_mask_without_test_images(x_train, x_test)
+    assert mask.dtype == bool and mask.shape == (20,)
+    assert sorted(np.flatnonzero(~mask)) == [3, 17]
+    assert len(vk.data.train_test_overlap(x_train[mask], x_test)) == 0

@@ -138,3 +138,20 @@ def test_load_model_says_what_is_wrong_with_a_file(tmp_path):
         runs.load_model(tmp_path / "missing.keras")
     with pytest.raises(ValueError, match=r"\.keras"):
         runs.load_model(tmp_path / "model.h5")
+
+
+def test_a_time_budgeted_run_trains_the_importance_weighted_bound_until_the_budget_ends(
+        fake_data_dir, tmp_path):
+    # A budget of 60 ms: the first epoch spends it, so the run stops there, not at 10,000.
+    metrics = runs.train(quick_settings(fake_data_dir, tmp_path / "b", epochs=None,
+                                        time_budget=0.001, importance_samples=2, iwae_samples=0),
+                         log=lambda _: None)
+    assert metrics["status"] == "completed" and metrics["epochs_completed"] == 1
+    assert metrics["settings"]["epochs"] == runs.MAX_BUDGETED_EPOCHS
+    assert keras.models.load_model(tmp_path / "b" / "model.keras").importance_samples == 2
+    assert "learning_rate" in metrics["history"]
+
+
+def test_a_time_budget_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="time_budget"):
+        runs.train(runs.RunSettings(time_budget=0, output=str(tmp_path / "x")), log=lambda _: None)

@@ -70,7 +70,15 @@ def _build_parser():
                        help="raise beta linearly from 0 over this many epochs (0: no warm-up)")
     train.add_argument("--cycle-epochs", type=float, default=defaults.cycle_epochs,
                        help="cyclical KL annealing with cycles of this many epochs (0: off)")
-    train.add_argument("--epochs", type=int, default=None, help="epochs in all (default 30)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="epochs in all (default 30, or as many as fit in --time-budget)")
+    train.add_argument("--time-budget", type=float, default=defaults.time_budget,
+                       help="train for this many minutes (epochs that fit; a resumed run gets "
+                            "a new budget), decaying the learning rate to 0 at the end "
+                            "(cosine)")
+    train.add_argument("--importance-samples", type=int, default=defaults.importance_samples,
+                       help="codes per image in the training objective: 1 = the ELBO, "
+                            "k > 1 = the importance-weighted bound (IWAE)")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--seed", type=int, default=defaults.seed)

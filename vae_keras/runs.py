@@ -38,6 +38,7 @@ from vae_keras import _checks, callbacks, conditional, data, evaluation, models,
 EXIT_INTERRUPTED = 130
 NUM_CLASSES = 10  # MNIST and Fashion-MNIST, for a conditional run
 BINARIZE_CHOICES = ("auto", "yes", "no")
+MAX_BUDGETED_EPOCHS = 10_000  # the epoch limit of a --time-budget run without --epochs
 
 
 @dataclasses.dataclass
@@ -46,7 +47,8 @@ class RunSettings:
 
     The fields are the options of ``vae-keras train`` (``--latent-dim`` is
     ``latent_dim``); ``binarize="auto"`` binarizes for the Bernoulli likelihood.
-    ``epochs=None`` means 30 for a new run and the saved count for a resumed one.
+    ``epochs=None`` means 30 for a new run and the saved count for a resumed one,
+    or with ``time_budget`` (minutes) as many as fit in the budget.
     """
 
     dataset: str = "mnist"
@@ -59,6 +61,8 @@ class RunSettings:
     warmup_epochs: float = 0.0
     cycle_epochs: float = 0.0
     epochs: int = None
+    time_budget: float = None  # minutes; the learning rate decays to 0 at the end (cosine)
+    importance_samples: int = 1  # codes per image in the training objective (1: the ELBO)
     batch_size: int = 128
     learning_rate: float = 1e-3
     seed: int = 0
@@ -348,7 +352,8 @@ def build_model(settings):
     model = (conditional.ConditionalVAE if settings.conditional else models.VAE)(
         latent_dim=settings.latent_dim, architecture=settings.architecture,
         likelihood=settings.likelihood, beta=settings.beta,
-        observation_scale=settings.observation_scale, seed=settings.seed, **options)
+        observation_scale=settings.observation_scale, seed=settings.seed,
+        importance_samples=settings.importance_samples, **options)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
     return model
 
@@ -374,7 +379,10 @@ def train(settings, resume=False, log=print):
     state = None
     if resume:
         settings, state = _resumed_settings(settings, output)
-    settings.epochs = settings.epochs or 30
+    if settings.time_budget is not None:
+        _checks.check_positive("time_budget", settings.time_budget)
+    # With a time budget, epochs is only an upper bound: the budget decides.
+    settings.epochs = settings.epochs or (MAX_BUDGETED_EPOCHS if settings.time_budget else 30)
     keras.utils.set_random_seed(settings.seed)
     performance.set_precision(settings.precision)
     (x_train, x_validation, x_test, y_test, x_test_evaluated, y_train,
@@ -399,12 +407,16 @@ def train(settings, resume=False, log=print):
         schedules.append(callbacks.KLWarmup(settings.warmup_epochs, end=settings.beta))
     if settings.cycle_epochs:
         schedules.append(callbacks.CyclicalKLAnnealing(settings.cycle_epochs, high=settings.beta))
+    budget = callbacks.TimeBudget(settings.time_budget) if settings.time_budget else None
+    if budget is not None:
+        schedules.append(budget)
 
     first_epoch = checkpoint.epochs_completed
     log(f"{'Resuming' if state else 'Training'} a {settings.architecture} "
         f"{'conditional VAE' if settings.conditional else 'VAE'} (latent_dim="
         f"{settings.latent_dim}, {settings.likelihood}, beta={settings.beta}) on {len(x_train)} "
-        f"{settings.dataset} images, epochs {first_epoch + 1}-{settings.epochs}, "
+        f"{settings.dataset} images, epochs {first_epoch + 1}-{settings.epochs}"
+        f"{f' or {settings.time_budget:g} minutes' if budget else ''}, "
         f"{strategy.num_replicas_in_sync} replica(s), {performance.describe_defaults()}; "
         f"writing to {output}/")
     started, status, message = time.time(), "completed", None
@@ -412,6 +424,8 @@ def train(settings, resume=False, log=print):
         batches = math.ceil(len(x_train) / settings.batch_size)
         for epochs in epoch_segments(first_epoch, settings.epochs, batches,
                                      model.steps_per_execution):
+            if budget is not None and budget.spent:
+                break
             dataset, steps_per_epoch = epoch_dataset(
                 x_train, settings.batch_size, epochs, binarize=settings.uses_binarization,
                 seed=settings.seed, labels=y_train)
