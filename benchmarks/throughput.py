@@ -71,22 +71,9 @@ if ARGS.threads:
 import keras  # noqa: E402
 
 import reference_vae  # noqa: E402
+from machine_peak import matmul_peak_gflops  # noqa: E402
 import vae_keras as vk  # noqa: E402
 from vae_keras import performance  # noqa: E402
-
-
-def matmul_peak_gflops(size=2048, repeats=20):
-    """Best float32 matmul rate over a few runs: this machine's practical ceiling."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    matmul = tf.function(lambda x, y: tf.matmul(x, y))
-    matmul(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 class Runner:
