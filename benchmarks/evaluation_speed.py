@@ -30,28 +30,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
 
 import vae_keras as vk  # noqa: E402
-from machine_peak import matmul_peak_gflops  # noqa: E402
+from flops import decoder_flops, matmul_peak_gflops  # noqa: E402
 
 BUILT = {
     "dense": dict(latent_dim=32, architecture="dense", hidden_units=(512, 256)),
     "conv": dict(latent_dim=32, architecture="conv", filters=(32, 64), hidden_units=(256,)),
 }
-
-
-def decoder_flops(decoder):
-    """Multiply-add FLOPs (x2) of one decoder pass, summed over its layers."""
-    total = 0
-    for layer in decoder.layers:
-        if isinstance(layer, layers.Dense):
-            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-        elif isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
-            kernel_positions = int(np.prod(layer.kernel.shape))  # k x k x C_in x C_out
-            grid = layer.input.shape if isinstance(layer, layers.Conv2DTranspose) else layer.output.shape
-            total += 2 * grid[1] * grid[2] * kernel_positions
-    return total
 
 
 def main():

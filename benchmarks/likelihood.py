@@ -38,6 +38,7 @@ from keras import layers, ops  # noqa: E402
 
 import reference_vae  # noqa: E402
 import vae_keras as vk  # noqa: E402
+from flops import decoder_flops  # noqa: E402
 
 DENSE = dict(latent_dim=32, architecture="dense", hidden_units=(512, 256))
 # Each configuration: the model's arguments, then how it trains. The ablation rows
@@ -149,22 +150,24 @@ def main():
         nll = vk.evaluation.negative_log_likelihood(model, test, num_samples=args.samples, seed=0)
         eval_seconds = time.perf_counter() - started
         elbo = model.elbo(test, seed=0)
+        eval_gflops = decoder_flops(model.decoder) * args.samples * len(test) / eval_seconds / 1e9
         rows.append((name, trained["epochs"], trained["images_per_second"], elbo, nll,
-                     eval_seconds))
+                     eval_seconds, eval_gflops))
         print(f"{name}: test ELBO {elbo:.2f}, NLL {nll['nll_nats']:.2f} nats "
-              f"(evaluated in {eval_seconds:.0f} s)", flush=True)
+              f"(evaluated in {eval_seconds:.0f} s, {eval_gflops:.0f} GFLOP/s)", flush=True)
     if args.train_only:
         return
 
     print(f"\nTest NLL after {args.minutes:g} minutes of training, dynamically binarized MNIST, "
           f"IWAE K={args.samples} on {len(test):,} test images\n")
     print("| configuration | lever | epochs | images/s | test ELBO | test NLL (nats) | "
-          "bits/dim | eval s |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, epochs, speed, elbo, nll, eval_seconds in rows:
+          "bits/dim | eval s | eval GFLOP/s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, epochs, speed, elbo, nll, eval_seconds, eval_gflops in rows:
         lever = CONFIGS[name]["lever"] if name in CONFIGS else "reference conv, latent 2, constant lr"
         print(f"| {name} | {lever} | {epochs} | {speed:,.0f} | {elbo:.2f} | "
-              f"{nll['nll_nats']:.2f} | {nll['bits_per_dim']:.4f} | {eval_seconds:.0f} |")
+              f"{nll['nll_nats']:.2f} | {nll['bits_per_dim']:.4f} | {eval_seconds:.0f} | "
+              f"{eval_gflops:.0f} |")
     print("\nLiterature (test K=5000): Burda et al. 2015, one stochastic layer, VAE 86.76, "
           "IWAE (k=50) 84.78; Kingma et al. 2016 conv VAE (diagonal posterior) 81.08 nats.")
 

@@ -71,7 +71,7 @@ if ARGS.threads:
 import keras  # noqa: E402
 
 import reference_vae  # noqa: E402
-from machine_peak import matmul_peak_gflops  # noqa: E402
+from flops import matmul_peak_gflops  # noqa: E402
 import vae_keras as vk  # noqa: E402
 from vae_keras import performance  # noqa: E402
 
