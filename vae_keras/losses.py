@@ -58,7 +58,8 @@ def bernoulli_log_likelihood(images, logits):
     """
     logits = ops.convert_to_tensor(logits)
     images = ops.cast(images, logits.dtype)
-    return _sum_over_non_batch_axes(images * logits - ops.softplus(logits))
+    per_pixel = images * logits - ops.softplus(logits)
+    return _sum_over_non_batch_axes(per_pixel)
 
 
 def continuous_bernoulli_log_normalizer(logits):
