@@ -149,6 +149,11 @@ class TrainTestOverlapWarning(UserWarning):
     """Test images that also stand in the training set: test-set numbers are optimistic."""
 
 
+def _image_digest(image):
+    """A short hash of an image's bytes: equal images, equal digests."""
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+
+
 def train_test_overlap(x_train, x_test):
     """Indices of the test images that are byte-identical to some training image.
 
@@ -163,11 +168,8 @@ def train_test_overlap(x_train, x_test):
     Returns:
         A sorted int64 array of indices into ``x_test``.
     """
-    def digest(image):
-        return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
-
-    seen = {digest(image) for image in np.asarray(x_train)}
-    return np.array([i for i, image in enumerate(np.asarray(x_test)) if digest(image) in seen],
+    seen = {_image_digest(image) for image in np.asarray(x_train)}
+    return np.array([i for i, image in enumerate(np.asarray(x_test)) if _image_digest(image) in seen],
                     dtype=np.int64)
 
 
@@ -179,11 +181,8 @@ def training_mask_without_test_images(x_train, x_test):
     then measured on images the model never saw. With the published files the
     mask is all True.
     """
-    def digest(image):
-        return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
-
-    test_digests = {digest(image) for image in np.asarray(x_test)}
-    return np.array([digest(image) not in test_digests for image in np.asarray(x_train)],
+    test_digests = {_image_digest(image) for image in np.asarray(x_test)}
+    return np.array([_image_digest(image) not in test_digests for image in np.asarray(x_train)],
                     dtype=bool)
 
 
