@@ -69,6 +69,40 @@ def test_bernoulli_on_gray_pixels_is_negative_binary_cross_entropy():
                                -bce, rtol=1e-4)
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_outputs_with_a_sample_axis_broadcast_the_images(likelihood):
+    images = (RNG.random((5, 3, 3, 2)) < 0.5).astype(np.float32)
+    outputs = RNG.normal(scale=3.0, size=(4,) + images.shape).astype(np.float32)  # K = 4
+    together = ops.convert_to_numpy(
+        losses.reconstruction_log_likelihood(images, outputs, likelihood, log_scale=-0.5))
+    one_by_one = [ops.convert_to_numpy(
+        losses.reconstruction_log_likelihood(images, output, likelihood, log_scale=-0.5))
+        for output in outputs]
+    assert together.shape == (4, 5)
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-6)
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (5, 7, 3), (3,)])
+def test_bernoulli_by_products_equals_the_softplus_form(image_shape):
+    # 784 pixels split evenly into 16 groups; 105 and 3 need padding.
+    images = (RNG.random((6,) + image_shape) < 0.5).astype(np.float32)
+    images[0] = RNG.random(image_shape)  # grey levels too
+    logits = RNG.normal(scale=6.0, size=(3, 6) + image_shape).astype(np.float32)
+    logits[0, 0].flat[:3] = [200.0, -200.0, 0.0]  # where exp or a naive log overflows
+    expected = ops.convert_to_numpy(losses.bernoulli_log_likelihood(images, logits))
+    by_products = ops.convert_to_numpy(losses.bernoulli_log_likelihood_by_products(images, logits))
+    np.testing.assert_allclose(by_products, expected, rtol=2e-6, atol=1e-4)
+    per_image = losses.bernoulli_log_likelihood_by_products(images, logits[1])
+    np.testing.assert_allclose(ops.convert_to_numpy(per_image), expected[1], rtol=2e-6, atol=1e-4)
+
+
+def test_bernoulli_by_products_never_overflows():
+    # Every factor 1 + exp(-|0|) = 2 is the largest possible: 2^16 per product, still finite.
+    logits = np.zeros((2, 64, 64, 3), np.float32)
+    value = ops.convert_to_numpy(losses.bernoulli_log_likelihood_by_products(logits + 1, logits))
+    np.testing.assert_allclose(value, [-64 * 64 * 3 * math.log(2)] * 2, rtol=1e-6)
+
+
 @pytest.mark.parametrize("log_scale", [math.log(0.1), 0.0, 1.0])
 def test_gaussian_log_likelihood_matches_tfp(log_scale):
     images = RNG.random((8, 3, 3, 1)).astype(np.float32)

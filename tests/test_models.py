@@ -272,6 +272,19 @@ def test_evaluated_models_are_not_kept_alive():
     assert [reference() for reference in references] == [None, None, None]
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_samples_equals_the_likelihood_of_copied_images(likelihood):
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,), likelihood=likelihood)
+    rng = np.random.default_rng(0)
+    images = (rng.random((6,) + TOY_SHAPE) < 0.5).astype(np.float32)
+    outputs = rng.normal(scale=4.0, size=(3, 6) + TOY_SHAPE).astype(np.float32)
+    copies = np.concatenate([images] * 3)  # K-major, as the outputs are
+    expected = keras.ops.convert_to_numpy(
+        model.log_likelihood(copies, outputs.reshape((-1,) + TOY_SHAPE))).reshape(3, 6)
+    got = keras.ops.convert_to_numpy(model.log_likelihood_of_samples(images, outputs))
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-4)
+
+
 # ---------------------------------------------------------------- importance-weighted training
 
 def test_importance_weighted_training_loss_is_the_iwae_bound_of_the_sampling_layers_draws(
