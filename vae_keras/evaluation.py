@@ -79,11 +79,13 @@ def _compiled_functions(model, precision="float32"):
         model = model_ref()
         num_samples = tf.shape(noise)[0]
         count = tf.shape(noise)[1]
+        posterior = model.posterior(inputs)  # encoded once, for all K samples
         running_max = tf.fill([count], tf.constant(-np.inf, tf.float32))
         running_sum = tf.zeros([count], tf.float32)
         for first in tf.range(0, num_samples, samples_per_chunk):
             log_weights = model.log_importance_weights(
-                inputs, noise[first:first + samples_per_chunk], decoder=decoder)  # (chunk, batch)
+                inputs, noise[first:first + samples_per_chunk], decoder=decoder,
+                posterior=posterior)  # (chunk, batch)
             new_max = tf.maximum(running_max, tf.reduce_max(log_weights, axis=0))
             running_sum = (running_sum * tf.exp(running_max - new_max)
                            + tf.reduce_sum(tf.exp(log_weights - new_max[None]), axis=0))

@@ -581,29 +581,34 @@ class VAE(_ImageModel):
         return (self.log_likelihood(self.images_of(inputs), output),
                 losses.gaussian_kl(z_mean, z_log_var))
 
-    def log_importance_weights(self, inputs, noise, decoder=None):
+    def log_importance_weights(self, inputs, noise, decoder=None, posterior=None):
         """``log p(x | z_k) + log p(z_k) - log q(z_k | x)`` for K codes per example.
 
         Args:
             inputs: a batch (what :meth:`unpack_batch` returns).
             noise: standard-normal draws of shape ``(K, batch, latent_dim)``.
             decoder: optional stand-in for ``self.decoder`` (see :meth:`decoder_output`).
+            posterior: optional ``(z_mean, z_log_var)`` of ``inputs``, from
+                :meth:`posterior`; evaluation encodes a batch once and passes it
+                for every chunk of its K samples.
 
         Returns:
             Log weights of shape ``(K, batch)``; their log-mean-exp over K is the
             importance-weighted bound (:func:`vae_keras.losses.importance_weighted_bound`).
         """
-        log_likelihood, log_prior_ratio, _ = self._log_weight_terms(inputs, noise, decoder=decoder)
+        log_likelihood, log_prior_ratio, _ = self._log_weight_terms(
+            inputs, noise, decoder=decoder, posterior=posterior)
         return log_likelihood + log_prior_ratio
 
-    def _log_weight_terms(self, inputs, noise=None, training=False, decoder=None):
+    def _log_weight_terms(self, inputs, noise=None, training=False, decoder=None, posterior=None):
         """``log p(x | z_k)`` and ``log p(z_k) - log q(z_k | x)``, each ``(K, batch)``, and the KL.
 
         With ``noise=None`` the Sampling layer draws ``importance_samples`` codes
-        per example (training); evaluation passes its own noise ``(K, batch, latent)``.
+        per example (training); evaluation passes its own noise ``(K, batch, latent)``
+        and, optionally, the batch's ``posterior`` computed once.
         The third value is the closed-form ``KL(q(z | x) || p(z))`` per example.
         """
-        z_mean, z_log_var = self.posterior(inputs, training)
+        z_mean, z_log_var = self.posterior(inputs, training) if posterior is None else posterior
         batch = ops.shape(z_mean)[0]
         if noise is None:
             num_samples = self.importance_samples
