@@ -84,7 +84,7 @@ def test_outputs_with_a_sample_axis_broadcast_the_images(likelihood):
 
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (5, 7, 3), (3,)])
 def test_bernoulli_by_products_equals_the_softplus_form(image_shape):
-    # 784 pixels split evenly into 16 groups; 105 and 3 need padding.
+    # 784 pixels make 13 groups of 61 (9 padded), 105 make 2 groups of 53 (1 padded), 3 one group.
     images = (RNG.random((6,) + image_shape) < 0.5).astype(np.float32)
     images[0] = RNG.random(image_shape)  # grey levels too
     logits = RNG.normal(scale=6.0, size=(3, 6) + image_shape).astype(np.float32)
@@ -97,7 +97,7 @@ def test_bernoulli_by_products_equals_the_softplus_form(image_shape):
 
 
 def test_bernoulli_by_products_never_overflows():
-    # Every factor 1 + exp(-|0|) = 2 is the largest possible: 2^16 per product, still finite.
+    # Every factor 1 + exp(-|0|) = 2 is the largest possible: 2^64 per product, still finite.
     logits = np.zeros((2, 64, 64, 3), np.float32)
     value = ops.convert_to_numpy(losses.bernoulli_log_likelihood_by_products(logits + 1, logits))
     np.testing.assert_allclose(value, [-64 * 64 * 3 * math.log(2)] * 2, rtol=1e-6)

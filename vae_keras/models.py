@@ -116,7 +116,8 @@ class _ImageModel(keras.Model):
     The likelihood lives in two methods that everything else calls (training,
     evaluation, sampling, the applications): :meth:`log_likelihood` from decoder
     output to ``log p(x | z)``, and :meth:`mean_images` from decoder output to
-    the mean image.
+    the mean image. :meth:`log_likelihood_of_samples` is the evaluation's fast
+    path to the same values; a subclass that changes the likelihood overrides it too.
     """
 
     metric_names = ("loss",)
