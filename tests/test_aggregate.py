@@ -236,3 +236,34 @@ def test_kl_and_mixture_reject_bad_settings():
         aggregate.fit_code_mixture(good, covariance_type="banded")
     with pytest.raises(TypeError, match="num_components"):
         aggregate.fit_code_mixture(good, num_components=2.0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_mixture_log_prob_matches_scikit_learn_for_every_covariance_type(covariance_type):
+    from keras import ops
+
+    from vae_keras import losses
+
+    codes = np.concatenate([gaussian_codes(150, 3, seed=1), gaussian_codes(150, 3, 4.0, seed=2)])
+    mixture = aggregate.fit_code_mixture(codes, num_components=3,
+                                         covariance_type=covariance_type, seed=0)
+    means, factors, log_weights = aggregate.mixture_parameters(mixture, latent_dim=3)
+    assert factors.shape == (3, 3, 3) and means.dtype == np.float32
+    queries = gaussian_codes(40, 3, 2.0, seed=3).astype(np.float32)
+    ours = ops.convert_to_numpy(
+        losses.gaussian_mixture_log_prob(queries, means, factors, log_weights))
+    np.testing.assert_allclose(ours, mixture.score_samples(queries), rtol=1e-4, atol=1e-4)
+    # A leading sample axis, as the bound's (K, batch, latent) codes have, is kept.
+    stacked = ops.convert_to_numpy(
+        losses.gaussian_mixture_log_prob(queries.reshape(4, 10, 3), means, factors, log_weights))
+    np.testing.assert_allclose(stacked.reshape(-1), ours, rtol=1e-6)
+
+
+def test_mixture_parameters_reject_an_unfitted_or_foreign_prior_and_a_wrong_width():
+    with pytest.raises(TypeError, match="fitted scikit-learn GaussianMixture"):
+        aggregate.mixture_parameters(GaussianMixture(2))
+    with pytest.raises(TypeError, match="fitted scikit-learn GaussianMixture"):
+        aggregate.mixture_parameters("N(0, I)")
+    mixture = aggregate.fit_code_mixture(gaussian_codes(50, 4), num_components=1)
+    with pytest.raises(ValueError, match="size 4.*size 2"):
+        aggregate.mixture_parameters(mixture, latent_dim=2)

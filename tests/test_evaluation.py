@@ -78,3 +78,43 @@ def test_unknown_precisions_are_refused(trained_toy_vae):
     model, images = trained_toy_vae
     with pytest.raises(ValueError, match="precision"):
         evaluation.importance_weighted_log_likelihood(model, images[:4], 2, precision="float16")
+
+
+def test_a_mixture_prior_replaces_the_standard_normal_in_every_log_weight(trained_toy_vae):
+    import tensorflow as tf
+
+    import vae_keras as vk
+    from vae_keras import aggregate, losses
+
+    model, images = trained_toy_vae
+    z_mean, z_log_var = model.encode(images)
+    rng = np.random.default_rng(0)
+    codes = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape)
+    mixture = aggregate.fit_code_mixture(codes, num_components=3, seed=0)
+    with_mixture = evaluation.importance_weighted_log_likelihood(
+        model, images[:30], num_samples=40, batch_size=30, max_decoded=270, seed=4,
+        prior=mixture)
+    # The same draws by hand: swap log N(z; 0, I) for the mixture's scikit-learn density.
+    noise = tf.random.stateless_normal([40, 30, model.latent_dim], seed=[4, 0])
+    z = vk.layers.reparameterize(z_mean[:30][None], z_log_var[:30][None], noise).numpy()
+    log_weights = (model.log_importance_weights(images[:30], noise).numpy()
+                   - losses.standard_normal_log_prob(z).numpy()
+                   + mixture.score_samples(z.reshape(-1, model.latent_dim)).reshape(40, 30))
+    np.testing.assert_allclose(with_mixture, losses.importance_weighted_bound(log_weights),
+                               rtol=1e-4)
+    plain = evaluation.importance_weighted_log_likelihood(
+        model, images[:30], num_samples=40, batch_size=30, seed=4)
+    assert np.abs(with_mixture - plain).max() > 0.01  # the prior did change the weights
+    assert model.nll(images[:30], 40, seed=4, prior=mixture) == pytest.approx(
+        -with_mixture.mean(), rel=1e-5)
+
+
+def test_a_prior_of_the_wrong_kind_or_width_is_refused_before_any_work(trained_toy_vae):
+    from vae_keras import aggregate
+
+    model, images = trained_toy_vae
+    with pytest.raises(TypeError, match="GaussianMixture"):
+        evaluation.importance_weighted_log_likelihood(model, images, 10, prior="mixture")
+    wide = aggregate.fit_code_mixture(np.random.default_rng(0).normal(size=(50, 5)), 1)
+    with pytest.raises(ValueError, match="size 5"):
+        evaluation.negative_log_likelihood(model, images, 10, prior=wide)

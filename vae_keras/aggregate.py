@@ -21,7 +21,9 @@ function here:
 - Sampling better: :func:`fit_code_mixture` fits a Gaussian mixture to the
   training codes after training (ex-post density estimation, Ghosh et al.
   2020) with scikit-learn; ``VAE.sample(n, prior=mixture)`` then decodes codes
-  drawn from it, through :func:`draw_codes`.
+  drawn from it, through :func:`draw_codes`, and
+  ``importance_weighted_log_likelihood(..., prior=mixture)`` bounds the
+  likelihood of that sampler, through :func:`mixture_parameters`.
 
 Codes are NumPy arrays of shape ``(n, latent_dim)``; posteriors are given by
 the encoder's ``(z_mean, z_log_var)``, as ``VAE.encode`` returns them.
@@ -235,12 +237,15 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
     decoder works. A Gaussian mixture fitted to them (scikit-learn's
     ``GaussianMixture``, by EM) is a density that follows those clusters
     instead of the round prior; ``vae.sample(n, prior=mixture)`` decodes codes
-    drawn from it. The mixture is not part of the model: the ELBO and the NLL
-    still refer to ``N(0, I)``.
+    drawn from it. The mixture is not part of the model: its ELBO and NLL
+    still refer to ``N(0, I)``; ``vae.nll(images, prior=mixture)`` bounds the
+    likelihood of the sampler ``g(z) p(x | z)`` instead.
 
     Args:
-        codes: the training codes, ``(n, latent_dim)``, usually ``vae.encode_mean(x_train)``;
-            at least ``num_components`` of them.
+        codes: the training codes, ``(n, latent_dim)``, at least ``num_components`` of them:
+            for sampling usually ``vae.encode_mean(x_train)``; for a prior to bound the
+            likelihood with, one code drawn from each ``q(z | x)``, which spreads like
+            ``q(z)`` itself (notebook 10, section 5).
         num_components: Gaussians in the mixture, >= 1 (Ghosh et al. use 10 for MNIST).
         covariance_type: ``"full"``, ``"diag"``, ``"tied"`` or ``"spherical"``.
         seed: optional int for the initialization and, later, for ``mixture.sample``.
@@ -265,6 +270,49 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
     mixture = GaussianMixture(num_components, covariance_type=covariance_type,
                               random_state=_checks.check_seed(seed))
     return mixture.fit(codes)
+
+
+def mixture_parameters(mixture, latent_dim=None):
+    """A fitted Gaussian mixture as arrays, to use it as the prior ``p(z)`` in a bound.
+
+    The importance-weighted bound of a model that samples from the mixture ``g``,
+    ``g(z) p(x | z)``, replaces ``log N(z; 0, I)`` by ``log g(z)``
+    (``importance_weighted_log_likelihood(..., prior=mixture)``); these are the
+    arrays :func:`vae_keras.losses.gaussian_mixture_log_prob` computes ``log g`` from.
+    Every covariance type is turned into full Cholesky factors of the precisions.
+
+    Args:
+        mixture: a fitted scikit-learn ``GaussianMixture``, e.g. from :func:`fit_code_mixture`.
+        latent_dim: optional; the model's code size, which the mixture must match.
+
+    Returns:
+        ``(means (C, d), precision_cholesky (C, d, d), log_weights (C,))``, float32.
+
+    Raises:
+        TypeError: anything but a fitted ``GaussianMixture``.
+        ValueError: a mixture over codes of another size than ``latent_dim``.
+    """
+    needed = ("means_", "precisions_cholesky_", "weights_", "covariance_type")
+    if not all(hasattr(mixture, name) for name in needed):
+        raise TypeError(f"prior must be a fitted scikit-learn GaussianMixture (from "
+                        f"vae_keras.aggregate.fit_code_mixture, or .fit() called on one); "
+                        f"got {type(mixture).__name__} without {', '.join(needed)}.")
+    means = np.asarray(mixture.means_, dtype=np.float64)
+    num_components, dims = means.shape
+    if latent_dim is not None and dims != latent_dim:
+        raise ValueError(f"The mixture was fitted to codes of size {dims}; this model's codes "
+                         f"have size {latent_dim}. Fit it to this model's codes "
+                         f"(vae.encode(x_train)).")
+    factors = np.asarray(mixture.precisions_cholesky_, dtype=np.float64)
+    if mixture.covariance_type == "tied":  # one (d, d) factor for every component
+        factors = np.broadcast_to(factors, (num_components, dims, dims))
+    elif mixture.covariance_type == "diag":  # (C, d): the diagonal of each factor
+        factors = factors[:, :, None] * np.eye(dims)
+    elif mixture.covariance_type == "spherical":  # (C,): one scale per component
+        factors = factors[:, None, None] * np.eye(dims)
+    log_weights = np.log(np.asarray(mixture.weights_, dtype=np.float64))
+    return (means.astype(np.float32), np.ascontiguousarray(factors, dtype=np.float32),
+            log_weights.astype(np.float32))
 
 
 def draw_codes(prior, num_samples, latent_dim, seed=None):

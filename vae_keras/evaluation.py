@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import _checks, losses
+from vae_keras import _checks, aggregate, losses
 
 # Compiled evaluation functions, one set per model. The functions reach the model
 # through a weak reference: a value that held the model itself would keep its
@@ -71,12 +71,15 @@ def _compiled_functions(model, precision="float32"):
         return losses.elbo(log_likelihood, kl)
 
     @tf.function(reduce_retracing=True)
-    def bound(inputs, noise, samples_per_chunk):
+    def bound(inputs, noise, samples_per_chunk, prior_parameters):
         # The whole bound of a batch in one compiled call: the K samples are decoded
         # chunk by chunk inside the graph, and their log-mean-exp is accumulated as a
         # running (max, sum of exp) pair, so no log weight leaves the graph and
-        # memory holds one chunk's activations whatever K is.
+        # memory holds one chunk's activations whatever K is. prior_parameters is
+        # None for N(0, I), or a Gaussian mixture's arrays (aggregate.mixture_parameters).
         model = model_ref()
+        prior = {} if prior_parameters is None else {
+            "prior_log_prob": lambda z: losses.gaussian_mixture_log_prob(z, *prior_parameters)}
         num_samples = tf.shape(noise)[0]
         count = tf.shape(noise)[1]
         posterior = model.posterior(inputs)  # encoded once, for all K samples
@@ -85,7 +88,7 @@ def _compiled_functions(model, precision="float32"):
         for first in tf.range(0, num_samples, samples_per_chunk):
             log_weights = model.log_importance_weights(
                 inputs, noise[first:first + samples_per_chunk], decoder=decoder,
-                posterior=posterior)  # (chunk, batch)
+                posterior=posterior, **prior)  # (chunk, batch)
             new_max = tf.maximum(running_max, tf.reduce_max(log_weights, axis=0))
             running_sum = (running_sum * tf.exp(running_max - new_max)
                            + tf.reduce_sum(tf.exp(log_weights - new_max[None]), axis=0))
@@ -141,7 +144,7 @@ def elbo_per_image(model, images, batch_size=500, seed=None, labels=None):
 
 def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_size=100,
                                        max_decoded=4096, seed=None, labels=None,
-                                       precision="float32"):
+                                       precision="float32", prior=None):
     """Estimate ``log p(x)`` per image with the importance-weighted bound (IWAE).
 
     ``log p(x) >= log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)`` with ``z_k ~ q(z|x)``
@@ -162,6 +165,12 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
             decoder that computes in bfloat16 (weights, likelihood and the bound
             stay float32). On a CPU with AVX512-BF16 its matmuls run about twice
             as fast; the README's benchmark says what it does to the estimate.
+        prior: optional fitted scikit-learn ``GaussianMixture`` over the codes
+            (:func:`vae_keras.aggregate.fit_code_mixture`) to use as ``p(z)`` in
+            place of ``N(0, I)``: the estimate is then of the model ``g(z) p(x|z)``
+            that ``vae.sample(n, prior=mixture)`` samples from. With a mixture
+            fitted to codes drawn from ``q(z | x)`` of the training images it is
+            an ex-post learned prior, and the bound can rise.
 
     Returns:
         NumPy array of shape ``(n,)`` of log-likelihood estimates in nats (negate
@@ -171,6 +180,8 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
     num_samples = _checks.check_whole_number("num_samples", num_samples)
     max_decoded = _checks.check_whole_number("max_decoded", max_decoded)
     precision = _checks.check_choice("precision", precision, PRECISIONS)
+    prior_parameters = None if prior is None else tuple(
+        tf.constant(array) for array in aggregate.mixture_parameters(prior, model.latent_dim))
     bound = _compiled_functions(model, precision)["bound"]
     seed = _resolve_seed(seed)
     results = []
@@ -183,23 +194,23 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
         noise = tf.random.stateless_normal([num_samples, count, model.latent_dim],
                                            seed=tf.constant([seed, start], dtype=tf.int64))
         samples_per_chunk = tf.constant(max(1, max_decoded // count), tf.int32)
-        results.append(bound(batch, noise, samples_per_chunk).numpy())
+        results.append(bound(batch, noise, samples_per_chunk, prior_parameters).numpy())
     return np.concatenate(results)
 
 
 def negative_log_likelihood(model, images, num_samples=1000, batch_size=100, seed=None,
-                            labels=None, precision="float32"):
+                            labels=None, precision="float32", prior=None):
     """Mean test NLL in nats and in bits per dimension, from the IWAE bound.
 
     With ``labels`` (a :class:`vae_keras.ConditionalVAE`), of ``p(x | y)``;
-    ``precision`` as in :func:`importance_weighted_log_likelihood`.
+    ``precision`` and ``prior`` as in :func:`importance_weighted_log_likelihood`.
 
     Returns:
         ``{"nll_nats": float, "bits_per_dim": float, "num_samples": K}``.
     """
     log_likelihood = importance_weighted_log_likelihood(
         model, images, num_samples=num_samples, batch_size=batch_size, seed=seed, labels=labels,
-        precision=precision)
+        precision=precision, prior=prior)
     nll = float(-np.mean(log_likelihood))
     return {
         "nll_nats": nll,

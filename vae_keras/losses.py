@@ -241,6 +241,36 @@ def diagonal_gaussian_log_prob(z, z_mean, z_log_var):
     )
 
 
+def gaussian_mixture_log_prob(z, means, precision_cholesky, log_weights):
+    """``log sum_c w_c N(z | mean_c, Sigma_c)`` over the last axis of ``z``.
+
+    The parametrization is scikit-learn's (``GaussianMixture`` with full
+    covariances): component ``c`` has precision ``Sigma_c^-1 = P_c P_c^T``, so
+    ``log N(z | mean_c, Sigma_c) = -(d log 2 pi + |P_c^T (z - mean_c)|^2) / 2 + log |P_c|``.
+    :func:`vae_keras.aggregate.mixture_parameters` gives these arrays for a fitted
+    mixture of any covariance type.
+
+    Args:
+        z: codes of shape ``(..., d)``.
+        means: ``(C, d)``.
+        precision_cholesky: ``(C, d, d)``, each lower triangular (as scikit-learn's).
+        log_weights: ``(C,)``, the log mixing weights (their exps sum to 1).
+
+    Returns:
+        Log-densities of shape ``z.shape[:-1]``.
+    """
+    dims = ops.shape(means)[-1]
+    # P^T (z - mean) as z P - mean P: one matmul for all codes and components.
+    projected = (ops.einsum("...d,cde->...ce", z, precision_cholesky)
+                 - ops.einsum("cd,cde->ce", means, precision_cholesky))
+    log_determinants = ops.sum(
+        ops.log(ops.diagonal(precision_cholesky, axis1=-2, axis2=-1)), axis=-1)
+    log_components = (log_weights + log_determinants
+                      - 0.5 * (ops.sum(ops.square(projected), axis=-1)
+                               + ops.cast(dims, z.dtype) * LOG_2PI))
+    return ops.logsumexp(log_components, axis=-1)
+
+
 def elbo(reconstruction_log_likelihood_value, kl):
     """The evidence lower bound per example: ``E_q[log p(x|z)] - KL(q(z|x) || p(z))``.
 

@@ -582,7 +582,8 @@ class VAE(_ImageModel):
         return (self.log_likelihood(self.images_of(inputs), output),
                 losses.gaussian_kl(z_mean, z_log_var))
 
-    def log_importance_weights(self, inputs, noise, decoder=None, posterior=None):
+    def log_importance_weights(self, inputs, noise, decoder=None, posterior=None,
+                               prior_log_prob=None):
         """``log p(x | z_k) + log p(z_k) - log q(z_k | x)`` for K codes per example.
 
         Args:
@@ -592,16 +593,20 @@ class VAE(_ImageModel):
             posterior: optional ``(z_mean, z_log_var)`` of ``inputs``, from
                 :meth:`posterior`; evaluation encodes a batch once and passes it
                 for every chunk of its K samples.
+            prior_log_prob: optional function of codes ``(..., latent_dim)`` giving
+                ``log p(z)`` in place of ``log N(z; 0, I)``, e.g. a mixture fitted
+                after training (:func:`vae_keras.aggregate.mixture_parameters`).
 
         Returns:
             Log weights of shape ``(K, batch)``; their log-mean-exp over K is the
             importance-weighted bound (:func:`vae_keras.losses.importance_weighted_bound`).
         """
         log_likelihood, log_prior_ratio, _ = self._log_weight_terms(
-            inputs, noise, decoder=decoder, posterior=posterior)
+            inputs, noise, decoder=decoder, posterior=posterior, prior_log_prob=prior_log_prob)
         return log_likelihood + log_prior_ratio
 
-    def _log_weight_terms(self, inputs, noise=None, training=False, decoder=None, posterior=None):
+    def _log_weight_terms(self, inputs, noise=None, training=False, decoder=None, posterior=None,
+                          prior_log_prob=None):
         """``log p(x | z_k)`` and ``log p(z_k) - log q(z_k | x)``, each ``(K, batch)``, and the KL.
 
         With ``noise=None`` the Sampling layer draws ``importance_samples`` codes
@@ -633,7 +638,9 @@ class VAE(_ImageModel):
             log_p_x_given_z = self.log_likelihood(images, output)
         else:
             log_p_x_given_z = self.log_likelihood_of_samples(images, output)
-        log_prior_ratio = (losses.standard_normal_log_prob(z)
+        log_prior = (losses.standard_normal_log_prob(z) if prior_log_prob is None
+                     else prior_log_prob(z))
+        log_prior_ratio = (log_prior
                            - losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None]))
         return log_p_x_given_z, log_prior_ratio, losses.gaussian_kl(z_mean, z_log_var)
 
@@ -712,16 +719,19 @@ class VAE(_ImageModel):
         values = evaluation.elbo_per_image(self, images, batch_size=batch_size, seed=seed)
         return values if per_image else float(np.mean(values))
 
-    def nll(self, images, num_samples=1000, batch_size=100, per_image=False, seed=None):
+    def nll(self, images, num_samples=1000, batch_size=100, per_image=False, seed=None,
+            prior=None):
         """Negative log-likelihood estimate ``-log p(x)`` in nats, from the IWAE bound.
 
         With ``num_samples`` importance samples per image (K; 1000 or more for numbers
         comparable with the literature). Returns the mean over images, or one value
-        per image with ``per_image=True``. See
+        per image with ``per_image=True``. With ``prior`` (a fitted Gaussian
+        mixture), of the sampler ``sample(prior=prior)`` uses. See
         :func:`vae_keras.evaluation.importance_weighted_log_likelihood`.
         """
         log_likelihood = evaluation.importance_weighted_log_likelihood(
-            self, images, num_samples=num_samples, batch_size=batch_size, seed=seed)
+            self, images, num_samples=num_samples, batch_size=batch_size, seed=seed,
+            prior=prior)
         return -log_likelihood if per_image else float(-np.mean(log_likelihood))
 
     def get_config(self):
