@@ -53,3 +53,18 @@ def test_importing_the_package_prints_no_tensorflow_start_up_lines():
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr[-2000:]
     for line in ["oneDNN custom operations", "Could not find cuda drivers", "InitializeLog"]:
         assert line not in result.stderr
+
+
+def test_the_first_likelihood_evaluation_prints_no_xla_lines_after_an_early_tensorflow_import():
+    # As in a notebook that imports keras (and so TensorFlow) before vae_keras: TensorFlow
+    # then logs at INFO level, and compiling the likelihood kernel logs XLA's start-up.
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    script = ("import tensorflow, numpy as np, vae_keras as vk; "
+              "vae = vk.VAE(latent_dim=2, image_shape=(4, 4, 1), hidden_units=(8,)); "
+              "images = (np.arange(32).reshape(2, 4, 4, 1) % 2).astype('float32'); "
+              "print(np.isfinite(vae.nll(images, num_samples=3, seed=0)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPO_ROOT, env=env, timeout=600)
+    assert result.returncode == 0 and result.stdout == "True\n", result.stderr[-2000:]
+    for line in ["XLA service", "Compiled cluster using XLA", "StreamExecutor"]:
+        assert line not in result.stderr, result.stderr[-2000:]

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import _checks, aggregate, losses
+from vae_keras import _checks, _quiet_import, aggregate, losses
 
 # Compiled evaluation functions, one set per model. The functions reach the model
 # through a weak reference: a value that held the model itself would keep its
@@ -182,7 +182,7 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
     precision = _checks.check_choice("precision", precision, PRECISIONS)
     prior_parameters = None if prior is None else tuple(
         tf.constant(array) for array in aggregate.mixture_parameters(prior, model.latent_dim))
-    bound = _compiled_functions(model, precision)["bound"]
+    functions = _compiled_functions(model, precision)
     seed = _resolve_seed(seed)
     results = []
     for start in range(0, len(images), batch_size):
@@ -194,7 +194,17 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
         noise = tf.random.stateless_normal([num_samples, count, model.latent_dim],
                                            seed=tf.constant([seed, start], dtype=tf.int64))
         samples_per_chunk = tf.constant(max(1, max_decoded // count), tf.int32)
-        results.append(bound(batch, noise, samples_per_chunk, prior_parameters).numpy())
+        if functions.get("compiled"):
+            results.append(functions["bound"](batch, noise, samples_per_chunk,
+                                              prior_parameters).numpy())
+            continue
+        # The first call builds the graph and compiles the XLA likelihood kernel, and
+        # TensorFlow logs INFO lines about XLA to stderr. When TensorFlow was imported
+        # before vae_keras set TF_CPP_MIN_LOG_LEVEL, nothing else hides them.
+        with _quiet_import.filtered_stderr(_quiet_import.min_log_level()):
+            results.append(functions["bound"](batch, noise, samples_per_chunk,
+                                              prior_parameters).numpy())
+        functions["compiled"] = True
     return np.concatenate(results)
 
 
