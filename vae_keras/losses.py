@@ -259,16 +259,19 @@ def gaussian_mixture_log_prob(z, means, precision_cholesky, log_weights):
     Returns:
         Log-densities of shape ``z.shape[:-1]``.
     """
-    dims = ops.shape(means)[-1]
-    # P^T (z - mean) as z P - mean P: one matmul for all codes and components.
-    projected = (ops.einsum("...d,cde->...ce", z, precision_cholesky)
-                 - ops.einsum("cd,cde->ce", means, precision_cholesky))
+    num_components, dims = ops.shape(means)[0], ops.shape(means)[1]
+    codes = ops.reshape(z, (-1, dims))
+    # P^T (z - mean) as z P - mean P, for all codes and components in one einsum over
+    # flattened codes: Keras 3.8's einsum with an ellipsis ("...d,cde->...ce", with
+    # TensorFlow 2.18, the declared floor) returns wrong values.
+    projected = (ops.einsum("nd,cde->nce", codes, precision_cholesky)
+                 - ops.einsum("cd,cde->ce", means, precision_cholesky)[None])
     log_determinants = ops.sum(
         ops.log(ops.diagonal(precision_cholesky, axis1=-2, axis2=-1)), axis=-1)
     log_components = (log_weights + log_determinants
                       - 0.5 * (ops.sum(ops.square(projected), axis=-1)
-                               + ops.cast(dims, z.dtype) * LOG_2PI))
-    return ops.logsumexp(log_components, axis=-1)
+                               + ops.cast(dims, codes.dtype) * LOG_2PI))
+    return ops.reshape(ops.logsumexp(log_components, axis=-1), ops.shape(z)[:-1])
 
 
 def elbo(reconstruction_log_likelihood_value, kl):
