@@ -118,3 +118,49 @@ def test_a_prior_of_the_wrong_kind_or_width_is_refused_before_any_work(trained_t
     wide = aggregate.fit_code_mixture(np.random.default_rng(0).normal(size=(50, 5)), 1)
     with pytest.raises(ValueError, match="size 5"):
         evaluation.negative_log_likelihood(model, images, 10, prior=wide)
+
+
+@pytest.mark.parametrize("activation", [None, "sigmoid"])
+def test_the_nine_tap_output_layer_computes_the_transposed_convolution_it_copies(activation):
+    import keras
+
+    layer = keras.layers.Conv2DTranspose(1, 3, padding="same", activation=activation)
+    inputs = np.random.default_rng(0).normal(size=(5, 7, 6, 8)).astype("float32")
+    expected = keras.ops.convert_to_numpy(layer(inputs))
+    assert evaluation._computes_by_taps(layer)
+    copy = evaluation._NineTapTransposedConv.from_config(layer.get_config())
+    copy.build(inputs.shape)
+    copy.set_weights(layer.get_weights())
+    copy.bias.assign(np.full((1,), 0.3, "float32"))
+    layer.bias.assign(np.full((1,), 0.3, "float32"))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(copy(inputs)),
+                               keras.ops.convert_to_numpy(layer(inputs)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(expected, keras.ops.convert_to_numpy(layer(inputs)))  # bias counted
+    for other in [keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same"),
+                  keras.layers.Conv2DTranspose(1, 5, padding="same"),
+                  keras.layers.Conv2DTranspose(16, 3, padding="same"),
+                  keras.layers.Conv2DTranspose(1, 3, padding="valid")]:
+        assert not evaluation._computes_by_taps(other)
+
+
+def test_a_conv_decoder_evaluates_with_its_output_layer_by_taps_and_the_same_bound():
+    import keras
+    import tensorflow as tf
+
+    import vae_keras as vk
+    from vae_keras import losses
+
+    keras.utils.set_random_seed(0)
+    model = vk.VAE(latent_dim=2, image_shape=(8, 8, 1), architecture="conv", filters=(4, 8),
+                   hidden_units=(16,))
+    images = (np.random.default_rng(1).random((12, 8, 8, 1)) > 0.5).astype("float32")
+    noise = tf.random.stateless_normal([30, 12, 2], seed=[2, 0])
+    for scale in (1.0, 1.5):  # the second pass: weights changed after the copy was made
+        model.set_weights([w * scale for w in model.get_weights()])
+        streamed = evaluation.importance_weighted_log_likelihood(
+            model, images, num_samples=30, batch_size=12, seed=2)
+        # The model's own decoder, TensorFlow's transposed convolution, the same draws.
+        direct = losses.importance_weighted_bound(model.log_importance_weights(images, noise))
+        np.testing.assert_allclose(streamed, np.asarray(direct), rtol=1e-5)
+    copy = evaluation._compiled_functions(model)["decoder"]
+    assert isinstance(copy.layers[-1], evaluation._NineTapTransposedConv)
