@@ -33,6 +33,8 @@ import tensorflow as tf  # noqa: E402
 from flops import matmul_peak_gflops  # noqa: E402
 from layer_costs import transposed_conv  # noqa: E402
 
+from vae_keras.evaluation import nine_tap_transposed_conv  # noqa: E402
+
 # The default conv decoder after its dense layer: (input grid, C_in, C_out, stride).
 LAYERS = [((7, 7), 64, 64, 2), ((14, 14), 64, 32, 2), ((28, 28), 32, 1, 1)]
 STRIDE_2_PHASE_TAPS = (4, 2, 2, 1)  # taps per output phase of a 3x3, stride-2 transposed conv
@@ -54,15 +56,13 @@ def transposed_conv_by_taps(x, kernel, stride):
     ``x[m] w[t]`` into output ``stride * m + t - pad`` for taps ``t = 0, 1, 2``
     in each direction (``pad`` 0 for stride 2, 1 for stride 1).
     """
+    if stride == 1:  # the form evaluation runs for a one-channel output layer
+        return nine_tap_transposed_conv(x, kernel)
     batch, height, width, c_in = tf.shape(x)[0], x.shape[1], x.shape[2], x.shape[3]
     c_out = kernel.shape[2]
     weights = tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [c_in, 9 * c_out])
     taps = tf.reshape(tf.matmul(tf.reshape(x, [-1, c_in]), weights),
                       [batch, height, width, 3, 3, c_out])
-    if stride == 1:  # output m gets x[m + 1] w0 + x[m] w1 + x[m - 1] w2, per direction
-        padded = tf.pad(taps, [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0]])
-        return tf.add_n([padded[:, 2 - a:2 - a + height, 2 - b:2 - b + width, a, b]
-                         for a in range(3) for b in range(3)])
     # Stride 2: output 2m gets x[m] w0 + x[m - 1] w2, output 2m + 1 gets x[m] w1.
     rows_even = taps[:, :, :, 0] + _shifted(taps[:, :, :, 2], 1)
     rows_odd = taps[:, :, :, 1]

@@ -16,6 +16,7 @@ evaluation is repeatable; with ``seed=None`` the seed is taken from NumPy's
 global generator, which ``keras.utils.set_random_seed`` sets.
 """
 
+import contextlib
 import weakref
 
 import keras
@@ -49,17 +50,26 @@ class _NineTapTransposedConv(keras.layers.Conv2DTranspose):
     """
 
     def call(self, inputs):
-        height, width, channels_in = inputs.shape[1], inputs.shape[2], inputs.shape[3]
-        kernel = tf.cast(self.kernel, inputs.dtype)  # (3, 3, filters, channels_in)
-        weights = tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [channels_in, 9 * self.filters])
-        taps = tf.reshape(tf.matmul(tf.reshape(inputs, [-1, channels_in]), weights),
-                          [-1, height, width, 3, 3, self.filters])
-        padded = tf.pad(taps, [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0]])
-        outputs = tf.add_n([padded[:, 2 - a:2 - a + height, 2 - b:2 - b + width, a, b]
-                            for a in range(3) for b in range(3)])
+        outputs = nine_tap_transposed_conv(inputs, tf.cast(self.kernel, inputs.dtype))
         if self.use_bias:
             outputs = outputs + tf.cast(self.bias, outputs.dtype)
         return self.activation(outputs)
+
+
+def nine_tap_transposed_conv(inputs, kernel):
+    """A 3x3, stride-1, "same" transposed convolution as one matmul to its 9 taps.
+
+    ``kernel`` is Keras's ``(3, 3, filters, channels_in)``; no bias or activation.
+    benchmarks/conv_ceiling.py times this function against TensorFlow's kernel.
+    """
+    height, width, channels_in = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+    filters = kernel.shape[2]
+    weights = tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [channels_in, 9 * filters])
+    taps = tf.reshape(tf.matmul(tf.reshape(inputs, [-1, channels_in]), weights),
+                      [-1, height, width, 3, 3, filters])
+    padded = tf.pad(taps, [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0]])
+    return tf.add_n([padded[:, 2 - a:2 - a + height, 2 - b:2 - b + width, a, b]
+                     for a in range(3) for b in range(3)])
 
 
 def _computes_by_taps(layer):
@@ -247,14 +257,12 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
         noise = tf.random.stateless_normal([num_samples, count, model.latent_dim],
                                            seed=tf.constant([seed, start], dtype=tf.int64))
         samples_per_chunk = tf.constant(max(1, max_decoded // count), tf.int32)
-        if functions.get("compiled"):
-            results.append(functions["bound"](batch, noise, samples_per_chunk,
-                                              prior_parameters).numpy())
-            continue
         # The first call builds the graph and compiles the XLA likelihood kernel, and
         # TensorFlow logs INFO lines about XLA to stderr. When TensorFlow was imported
         # before vae_keras set TF_CPP_MIN_LOG_LEVEL, nothing else hides them.
-        with _quiet_import.filtered_stderr(_quiet_import.min_log_level()):
+        quiet = (contextlib.nullcontext() if functions.get("compiled")
+                 else _quiet_import.filtered_stderr(_quiet_import.min_log_level()))
+        with quiet:
             results.append(functions["bound"](batch, noise, samples_per_chunk,
                                               prior_parameters).numpy())
         functions["compiled"] = True
