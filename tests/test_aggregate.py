@@ -130,6 +130,29 @@ def test_aggregate_kl_of_spread_narrow_posteriors_is_at_least_the_rate_minus_log
 # ----------------------------------------------------------------------------- mixtures
 
 
+def test_posterior_codes_spread_like_the_aggregate_not_like_the_means():
+    # 20,000 images whose posteriors all are N(mu_i, 2^2) with mu_i in {-1, +1}:
+    # q(z) has variance 1 + 4 per dimension; the means alone have variance 1.
+    rng = np.random.default_rng(0)
+    z_mean = rng.choice([-1.0, 1.0], size=(20_000, 3))
+    z_log_var = np.full_like(z_mean, math.log(4.0))
+    codes = aggregate.draw_posterior_codes(z_mean, z_log_var, seed=0)
+    assert codes.shape == z_mean.shape and codes.dtype == np.float64
+    np.testing.assert_allclose(codes.var(axis=0), 5.0, rtol=0.05)
+    np.testing.assert_allclose(codes, aggregate.draw_posterior_codes(z_mean, z_log_var, seed=0))
+    assert not np.allclose(codes, aggregate.draw_posterior_codes(z_mean, z_log_var, seed=1))
+
+
+def test_draw_posterior_codes_rejects_mismatched_posteriors_and_a_bad_seed():
+    good = gaussian_codes(10)
+    with pytest.raises(ValueError, match="same shape"):
+        aggregate.draw_posterior_codes(good, good[:5])
+    with pytest.raises(ValueError, match="seed"):
+        aggregate.draw_posterior_codes(good, good, seed=-1)
+    with pytest.raises(TypeError, match="array of codes"):
+        aggregate.draw_posterior_codes("means", good)
+
+
 def test_fit_code_mixture_finds_the_clusters_of_the_codes():
     rng = np.random.default_rng(0)
     centres = np.array([[-4.0, 0.0], [4.0, 0.0]])

@@ -19,7 +19,8 @@ function here:
   mixture of posteriors; and :func:`aggregate_kl`, a Monte Carlo estimate of
   ``KL(q(z) || p(z))`` with it.
 - Sampling better: :func:`fit_code_mixture` fits a Gaussian mixture to the
-  training codes after training (ex-post density estimation, Ghosh et al.
+  training codes (their means, or one code per image from
+  :func:`draw_posterior_codes`) after training (ex-post density estimation, Ghosh et al.
   2020) with scikit-learn; ``VAE.sample(n, prior=mixture)`` then decodes codes
   drawn from it, through :func:`draw_codes`, and
   ``importance_weighted_log_likelihood(..., prior=mixture)`` bounds the
@@ -228,6 +229,34 @@ def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None
 
 
 # ----------------------------------------------------------------------------- sampling
+
+
+def draw_posterior_codes(z_mean, z_log_var, seed=None):
+    """One code drawn from each posterior: ``z_i = mu_i + sigma_i * epsilon_i``.
+
+    A set of such codes is a sample of the aggregate posterior ``q(z)``, one
+    point per image, so it spreads as ``q(z)`` does; the posterior means alone
+    are narrower by each posterior's own variance. This is what
+    :func:`fit_code_mixture` should be fitted to when the mixture will serve as
+    the prior of the likelihood bound (notebook 10, section 5;
+    ``benchmarks/likelihood.py``'s mixture rows).
+
+    Args:
+        z_mean: posterior means ``(n, latent_dim)``, as ``VAE.encode`` returns them.
+        z_log_var: their log-variances, same shape.
+        seed: optional int; the noise is ``np.random.default_rng(seed).standard_normal``
+            of the codes' shape, so a seed gives the same codes every time.
+
+    Returns:
+        float64 array ``(n, latent_dim)``.
+
+    Raises:
+        TypeError: codes that are not numbers, a non-integer seed.
+        ValueError: bad or mismatched shapes, NaN or inf, a negative seed.
+    """
+    z_mean, z_log_var = _checks.as_posteriors(z_mean, z_log_var)
+    noise = np.random.default_rng(_checks.check_seed(seed)).standard_normal(z_mean.shape)
+    return z_mean + np.exp(0.5 * z_log_var) * noise
 
 
 def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None):
