@@ -7,7 +7,8 @@ budget's end), then the final model is evaluated on all test images (binarized
 once, seed 0) with the importance-weighted bound: test NLL in nats, K samples
 per image.
 
-A ``mixture`` row stops training one minute early, fits a Gaussian mixture to
+A row with a mixture (``mixture``, ``iwae_k2_mixture``, ``deep_warmup_mixture``,
+the recommended one) stops training one minute early, fits a Gaussian mixture to
 one code drawn from each training image's posterior (an ex-post learned prior,
 notebook 10) and evaluates the bound with it in place of ``N(0, I)``: the
 likelihood of the model that ``vae.sample(n, prior=mixture)`` samples from.
