@@ -145,36 +145,106 @@ def test_pipeline_argument_errors():
         vk.make_dataset(np.zeros((2, 2, 2, 1)), labels=[0.5, 1])
 
 
-def test_test_images_that_stand_in_the_training_file_are_reported(fake_data_dir):
-    import warnings
-
+def test_test_images_that_stand_in_the_training_file_are_found(fake_data_dir):
     from conftest import write_idx
 
     (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", vk.data.TrainTestOverlapWarning)
-        assert vk.data.warn_about_overlap(x_train, x_test) == 0  # disjoint: no warning
+    assert len(vk.data.train_test_overlap(x_train, x_test)) == 0  # disjoint
     folder = fake_data_dir / "mnist"
     train = vk.data.read_idx(folder / "train-images-idx3-ubyte.gz")
     test = vk.data.read_idx(folder / "t10k-images-idx3-ubyte.gz")
     train[[5, 50]] = test[[3, 7]]  # two test images leak into the training file
     write_idx(folder / "train-images-idx3-ubyte.gz", train)
-    (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)  # the loader returns the files as they are
+    with pytest.warns(vk.data.DatasetChecksumWarning):  # no longer the "original"
+        (x_train, _), (x_test, _) = vk.load_mnist(fake_data_dir)
     np.testing.assert_array_equal(vk.data.train_test_overlap(x_train, x_test), [3, 7])
-    with pytest.warns(vk.data.TrainTestOverlapWarning, match="2 of the 100 test images"):
-        assert vk.data.warn_about_overlap(x_train, x_test, source="mnist") == 2
-    # A training run, which reports test figures, says so.
-    settings = vk.runs.RunSettings(data_dir=str(fake_data_dir), validation_size=100)
-    with pytest.warns(vk.data.TrainTestOverlapWarning):
-        vk.runs.load_training_data(settings)
 
 
-def test_the_training_mask_drops_exactly_the_images_shared_with_the_test_set():
-    rng = np.random.default_rng(0)
-    x_train = rng.random((20, 4, 4, 1)).astype(np.float32)
-    x_test = rng.random((6, 4, 4, 1)).astype(np.float32)
-    x_test[[1, 4]] = x_train[[3, 17]]
-    mask = vk.data.training_mask_without_test_images(x_train, x_test)
-    assert mask.dtype == bool and mask.shape == (20,)
-    assert sorted(np.flatnonzero(~mask)) == [3, 17]
-    assert len(vk.data.train_test_overlap(x_train[mask], x_test)) == 0
+def test_original_files_load_silently(fake_data_dir):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vk.load_mnist(fake_data_dir)
+
+
+def test_one_changed_byte_warns_once_naming_the_file_and_both_sums(fake_data_dir):
+    import gzip
+
+    from conftest import file_md5
+
+    path = fake_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    expected = file_md5(path)
+    with gzip.open(path, "rb") as handle:
+        raw = bytearray(handle.read())
+    raw[-1] = (raw[-1] + 1) % 10  # still a valid label, so only the sum can tell
+    with gzip.open(path, "wb") as handle:
+        handle.write(bytes(raw))
+    with pytest.warns(vk.data.DatasetChecksumWarning) as caught:
+        vk.load_mnist(fake_data_dir)
+    message = str(caught[0].message)
+    assert str(path) in message and expected in message and file_md5(path) in message
+    assert "Download the original file again" in message
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per file: the second load is silent
+        vk.load_mnist(fake_data_dir)
+
+
+def test_checksums_are_cached_by_path_size_and_mtime(fake_data_dir, monkeypatch, tmp_path):
+    import hashlib
+    import os
+
+    monkeypatch.setenv(vk.data.CACHE_VARIABLE, str(tmp_path / "own-cache"))
+    calls = []
+    real_md5 = hashlib.md5
+
+    def counting_md5(*args, **kwargs):
+        calls.append(1)
+        return real_md5(*args, **kwargs)
+
+    monkeypatch.setattr(vk.data.hashlib, "md5", counting_md5)
+    vk.load_mnist(fake_data_dir)
+    assert len(calls) == 4  # each file hashed once
+    vk.load_mnist(fake_data_dir)
+    assert len(calls) == 4  # then read from the cache
+    assert (tmp_path / "own-cache" / "checksums.json").is_file()
+    path = fake_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    status = path.stat()
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # touched: hash again
+    vk.load_mnist(fake_data_dir)
+    assert len(calls) == 5
+
+
+def test_the_published_sums_are_the_ones_in_the_shared_readme():
+    from conftest import REPO_ROOT
+
+    readme = REPO_ROOT.parent / "shared" / "datasets" / "README.md"
+    if not readme.is_file():
+        pytest.skip("no shared datasets README beside the checkout")
+    text = readme.read_text()
+    for name, folder in [("mnist", "mnist"), ("fashion_mnist", "fashion-mnist")]:
+        for filename, digest in vk.data.ORIGINAL_MD5[name].items():
+            assert f"{digest}  {folder}/{filename.removesuffix('.gz')}" in text
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"<!DOCTYPE html><html><body>Not found</body></html>", "a web page"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02", "an uncompressed IDX file"),
+])
+def test_a_gz_that_is_not_gzip_is_named_with_what_it_holds(fake_data_dir, content, says):
+    path = fake_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a gzip file") as caught:
+        vk.load_mnist(fake_data_dir)
+    assert str(path) in str(caught.value) and says in str(caught.value)
+
+
+def test_a_gzip_stream_cut_short_is_named(fake_data_dir):
+    path = fake_data_dir / "mnist" / "train-images-idx3-ubyte.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut short") as caught:
+        vk.load_mnist(fake_data_dir)
+    assert str(path) in str(caught.value)

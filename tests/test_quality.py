@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+import vae_keras as vk
 from vae_keras import quality
 
 
@@ -208,3 +209,52 @@ def test_label_entropy_in_nats_from_labels_or_probabilities():
 def test_label_entropy_rejects_bad_input(values, kwargs, error, match):
     with pytest.raises(error, match=match):
         quality.label_entropy(values, **kwargs)
+
+
+TINY_RECIPE = dict(vk.quality.JUDGE_RECIPE, train_images=300, epochs=1, hidden_units=16,
+                   filters=[4, 8])
+
+
+def test_the_judge_is_trained_once_then_loaded_from_the_cache(fake_data_dir, tmp_path, monkeypatch):
+    import subprocess
+
+    first = vk.quality.judge(fake_data_dir, recipe=TINY_RECIPE, cache_dir=tmp_path / "judges")
+    assert not first.from_cache
+    assert 0 <= first.test_accuracy <= 1 and first.recipe == TINY_RECIPE
+    assert "300 MNIST training digits and 75 scrambled ones" in first.describe()
+    images = np.random.default_rng(0).random((5, 28, 28, 1)).astype("float32")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached judge must not be trained again")
+
+    monkeypatch.setattr(subprocess, "run", no_training)
+    second = vk.quality.judge(fake_data_dir, recipe=TINY_RECIPE, cache_dir=tmp_path / "judges")
+    assert second.from_cache and second.test_accuracy == first.test_accuracy
+    np.testing.assert_allclose(second.report(images)["confidences"],
+                               first.report(images)["confidences"], rtol=1e-5)
+
+
+def test_a_new_recipe_or_new_data_gets_a_new_judge(fake_data_dir):
+    from conftest import write_idx
+
+    key = vk.quality._judge_key(TINY_RECIPE, fake_data_dir)
+    assert vk.quality._judge_key(dict(TINY_RECIPE, epochs=2), fake_data_dir) != key
+    folder = fake_data_dir / "mnist"
+    labels = vk.data.read_idx(folder / "train-labels-idx1-ubyte.gz")
+    write_idx(folder / "train-labels-idx1-ubyte.gz", (labels + 1) % 10)
+    assert vk.quality._judge_key(TINY_RECIPE, fake_data_dir) != key
+
+
+def test_training_the_judge_leaves_the_callers_random_state_alone(fake_data_dir, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    expected = np.random.random()
+    keras.utils.set_random_seed(3)
+    vk.quality.judge(fake_data_dir, recipe=TINY_RECIPE, cache_dir=tmp_path / "judges")
+    assert np.random.random() == expected
+
+
+def test_a_recipe_with_a_missing_key_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="lacks"):
+        vk.quality.judge(recipe={"epochs": 1}, cache_dir=tmp_path)

@@ -31,6 +31,23 @@ def settings():
     return config["repository"], config["branch"]
 
 
+def declared_floor(names=("tensorflow", "keras")):
+    """The lower bounds pyproject.toml declares for ``names``, as ``"tensorflow>=2.18, ..."``.
+
+    The Colab setup cell states them, so they come from the one place they are set.
+    """
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    bounds = {}
+    for requirement in dependencies:
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([\w.]+)\s*", requirement)
+        if match:
+            bounds[match.group(1).lower()] = match.group(2)
+    missing = [name for name in names if name not in bounds]
+    if missing:
+        raise SystemExit(f"pyproject.toml declares no '>=' lower bound for {missing}")
+    return ", ".join(f"{name}>={bounds[name]}" for name in names)
+
+
 def colab_url(repository, branch, notebook_name):
     return (f"https://colab.research.google.com/github/{repository}/blob/{branch}/"
             f"notebooks/{notebook_name}")
@@ -44,7 +61,7 @@ def badge(repository, branch, notebook_name):
 def setup_cell_source(repository, branch):
     return (
         f"{SETUP_MARKER}: on Colab only, install vae_keras from GitHub. Colab's own\n"
-        f"# TensorFlow and Keras stay: the package only needs tensorflow>=2.16, keras>=3.3.\n"
+        f"# TensorFlow and Keras stay: the package only needs {declared_floor()}.\n"
         f"import sys\n"
         f"\n"
         f'if "google.colab" in sys.modules:\n'

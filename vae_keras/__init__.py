@@ -21,45 +21,64 @@ The pieces, one module each:
 - ``disentanglement``: MIG and FactorVAE scores, active units, KL per dimension.
 """
 
+import importlib
 import os
 
 # Hides TensorFlow's C++ INFO and WARNING lines. TensorFlow 2.19+ prints a few while
 # loading, before it reads the variable: _quiet_import filters those at the same level.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vae_keras import _quiet_import  # noqa: E402
-
-_quiet_import.import_tensorflow()  # first, so no module below loads TensorFlow unfiltered
-
-from vae_keras import (  # noqa: E402
-    aggregate,
-    applications,
-    architectures,
-    callbacks,
-    conditional,
-    data,
-    evaluation,
-    latent,
-    losses,
-    performance,
-    plotting,
-    quality,
-    runs,
-)
-from vae_keras import disentanglement, sprites  # noqa: E402
-from vae_keras.architectures import build_decoder, build_encoder  # noqa: E402
-from vae_keras.callbacks import CyclicalKLAnnealing, KLWarmup, NonFiniteLossGuard, TimeBudget  # noqa: E402
-from vae_keras.conditional import ConditionalVAE  # noqa: E402
-from vae_keras.data import load_fashion_mnist, load_mnist, make_dataset  # noqa: E402
-from vae_keras.layers import Sampling  # noqa: E402
-from vae_keras.models import VAE, Autoencoder  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "VAE", "Autoencoder", "ConditionalVAE", "Sampling", "KLWarmup", "CyclicalKLAnnealing", "NonFiniteLossGuard", "TimeBudget",
-    "build_encoder", "build_decoder", "load_mnist", "load_fashion_mnist", "make_dataset",
-    "aggregate", "applications", "architectures", "callbacks", "conditional", "data", "evaluation", "latent",
-    "losses", "performance", "plotting", "quality", "runs",
-    "disentanglement", "sprites",
-]
+# Nothing heavy is imported here (PEP 562): `vae-keras --help` and a usage error must
+# answer at once, and TensorFlow alone takes seconds to load. The first use of anything
+# below loads every module, as an eager import would, so the models' Keras registrations
+# are in place before a `.keras` file is loaded through keras.saving.
+_MODULES = ("aggregate", "applications", "architectures", "callbacks", "conditional", "course",
+            "data", "disentanglement", "evaluation", "latent", "losses", "performance",
+            "plotting", "quality", "runs", "sprites")
+_LIGHT_MODULES = ("course",)  # usable without TensorFlow (course.setup loads it, quietly)
+_NAMES = {
+    "VAE": "models", "Autoencoder": "models", "ConditionalVAE": "conditional",
+    "Sampling": "layers", "KLWarmup": "callbacks", "CyclicalKLAnnealing": "callbacks",
+    "NonFiniteLossGuard": "callbacks", "TimeBudget": "callbacks",
+    "build_encoder": "architectures", "build_decoder": "architectures",
+    "load_mnist": "data", "load_fashion_mnist": "data", "make_dataset": "data",
+}
+
+__all__ = sorted(_NAMES) + list(_MODULES)
+
+
+_loading = False
+
+
+def _load_all():
+    """Import every module of the library, as ``import vae_keras`` did before it was lazy."""
+    for module in ("layers", "models") + _MODULES:
+        importlib.import_module(f"vae_keras.{module}")
+
+
+def __getattr__(name):
+    global _loading
+    if name in _NAMES:
+        module_name = _NAMES[name]
+    elif name in _MODULES or name in ("layers", "models"):
+        module_name = name
+    else:
+        raise AttributeError(f"module 'vae_keras' has no attribute {name!r}")
+    if name in _LIGHT_MODULES or _loading:  # inside the first load: just the one asked for
+        module = importlib.import_module(f"vae_keras.{module_name}")
+    else:
+        _loading = True
+        try:
+            module = importlib.import_module(f"vae_keras.{module_name}")
+            _load_all()
+        finally:
+            _loading = False
+    value = getattr(module, name) if name in _NAMES else module
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | {"layers", "models"})

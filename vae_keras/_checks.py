@@ -5,6 +5,7 @@ wrong and how to fix it, so that a learner never has to read a TensorFlow
 traceback to find out that the images were uint8.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import numbers
 
 import keras

@@ -22,6 +22,7 @@ Conventions: a score is higher for "more anomalous", and every function checks
 its input and raises a ``ValueError`` or ``TypeError`` that says what to change.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import math
 import numbers
 import zlib

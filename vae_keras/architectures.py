@@ -15,6 +15,7 @@ concatenated to the flattened image features (encoders) or to the code
 ``[code, labels] -> pixels``.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import keras
 import numpy as np
 from keras import layers

@@ -10,6 +10,7 @@ CPU, 32 on GPU), so beta moves in steps of that many batches: a fine grain for
 schedules that last epochs.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import math
 import time
 

@@ -11,8 +11,10 @@ It holds one folder per dataset (``mnist/``, ``fashion-mnist/``) with the four
 files each; see ``data/README.md``.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import gzip
 import hashlib
+import json
 import os
 import pathlib
 import warnings
@@ -47,20 +49,155 @@ NUM_CLASSES = 10
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
                0x0D: np.float32, 0x0E: np.float64}
 
+# MD5 sums of the decompressed original files, the ones torchvision and other loaders
+# list for the published originals. The .gz files may be compressed differently (the
+# shared copies on this project's machines are), so the decompressed bytes are checked.
+ORIGINAL_MD5 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
 
-def read_idx(path):
+CACHE_VARIABLE = "VAE_KERAS_CACHE"
+
+
+class DatasetChecksumWarning(UserWarning):
+    """A dataset file whose contents differ from the published original."""
+
+
+_warned_files = set()  # warn once per file and process, not on every load
+
+
+def cache_dir():
+    """The folder for the library's caches: ``$VAE_KERAS_CACHE``, else ``~/.cache/vae_keras``."""
+    return pathlib.Path(os.environ.get(CACHE_VARIABLE) or "~/.cache/vae_keras").expanduser()
+
+
+def _checksum_cache_path():
+    return cache_dir() / "checksums.json"
+
+
+def _read_checksum_cache():
+    try:
+        return json.loads(_checksum_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}  # no cache yet, or a damaged one: hash again
+
+
+def _write_checksum_cache(cache):
+    path = _checksum_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        os.replace(temporary, path)  # atomic: two notebooks loading at once cannot tear it
+    except OSError:
+        pass  # a read-only home: the check still runs, only uncached
+
+
+def decompressed_md5(path, raw=None):
+    """The MD5 sum of a file's decompressed contents, cached by (path, size, mtime).
+
+    The cache (``checksums.json`` in :func:`cache_dir`) lets a notebook load MNIST
+    without hashing 47 MB each time; a file that is replaced or touched gets a new
+    size or modification time and is hashed again.
+
+    Args:
+        path: an IDX file, gzip-compressed (``.gz``) or not.
+        raw: its decompressed bytes, if the caller has read them already.
+    """
+    path = pathlib.Path(path).resolve()
+    status = path.stat()
+    key = f"{path}|{status.st_size}|{status.st_mtime_ns}"
+    cache = _read_checksum_cache()
+    if key in cache:
+        return cache[key]
+    if raw is None:
+        raw = _read_decompressed(path)
+    digest = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}  # drop stale ones
+    cache[key] = digest
+    _write_checksum_cache(cache)
+    return digest
+
+
+def verify_original(path, expected_md5, source="the original dataset", raw=None):
+    """Warn once (:class:`DatasetChecksumWarning`) if a file is not the published original.
+
+    A copy that differs is not always broken, but its results are not comparable with
+    published ones, and a copy on this project's machines once held 8,573 test images
+    in place of training images (see ``data/README.md``).
+
+    Returns:
+        True if the decompressed contents have ``expected_md5``, else False.
+    """
+    actual = decompressed_md5(path, raw)
+    if actual == expected_md5:
+        return True
+    resolved = pathlib.Path(path).resolve()
+    if resolved not in _warned_files:
+        _warned_files.add(resolved)
+        warnings.warn(
+            f"{path} is not the original file of {source}: its decompressed contents have MD5 "
+            f"{actual}, the original's is {expected_md5}. Results measured on it are not "
+            f"comparable with published ones. Download the original file again into "
+            f"{pathlib.Path(path).parent}, or leave the data directory unset so that Keras "
+            f"downloads the data.", DatasetChecksumWarning, stacklevel=3)
+    return False
+
+
+def _read_decompressed(path):
+    """A file's bytes, decompressed if it ends in ``.gz``; ValueError naming the file otherwise."""
+    path = pathlib.Path(path)
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    redownload = ("Download it again (the original files of MNIST and Fashion-MNIST are "
+                  "listed in data/README.md), or leave the data directory unset so that Keras "
+                  "downloads the data.")
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    except gzip.BadGzipFile:
+        with open(path, "rb") as handle:
+            start = handle.read(64)
+        if start[:2] == b"\x00\x00":
+            holds = "an uncompressed IDX file under a .gz name (remove the .gz from its name)"
+        elif start.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml")):
+            holds = "a web page, as a failed download saves it"
+        else:
+            holds = f"no gzip data (it starts with {start[:16]!r})"
+        raise ValueError(f"{path} is not a gzip file: it holds {holds}. {redownload}") from None
+    except EOFError:
+        raise ValueError(f"{path} is cut short: its gzip stream ends before the data does, as "
+                         f"an interrupted download leaves it. {redownload}") from None
+
+
+def read_idx(path, raw=None):
     """Read one IDX file (gzip-compressed or not) into a NumPy array.
 
     The format (LeCun's): two zero bytes, a type code, the number of dimensions,
     one big-endian 32-bit size per dimension, then the data.
 
+    Args:
+        path: the file.
+        raw: its decompressed bytes, if already read (they are not read again).
+
     Raises:
-        ValueError: if the file is not in IDX format.
+        ValueError: if the file is not gzip where its name says so, is cut short,
+            or is not in IDX format; the message names the file and the fix.
     """
     path = pathlib.Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    if raw is None:
+        raw = _read_decompressed(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number); re-download it.")
     ndim = raw[3]
@@ -145,10 +282,6 @@ def _to_float_images(images):
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
-class TrainTestOverlapWarning(UserWarning):
-    """Test images that also stand in the training set: test-set numbers are optimistic."""
-
-
 def _image_digest(image):
     """A short hash of an image's bytes: equal images, equal digests."""
     return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
@@ -159,7 +292,8 @@ def train_test_overlap(x_train, x_test):
 
     The published MNIST and Fashion-MNIST splits share no image, so a non-empty
     result means the files are not the originals, and a "test" likelihood or
-    accuracy measured on them is partly measured on training data.
+    accuracy measured on them is partly measured on training data. (This check
+    found such a copy on this project's machines: see ``data/README.md``.)
 
     Args:
         x_train: training images, any array of shape ``(n, ...)``.
@@ -171,40 +305,6 @@ def train_test_overlap(x_train, x_test):
     seen = {_image_digest(image) for image in np.asarray(x_train)}
     return np.array([i for i, image in enumerate(np.asarray(x_test)) if _image_digest(image) in seen],
                     dtype=np.int64)
-
-
-def training_mask_without_test_images(x_train, x_test):
-    """A boolean mask over ``x_train``: True for images that are not also test images.
-
-    With files whose splits overlap (see :func:`train_test_overlap`), training on
-    ``x_train[mask]`` makes the whole test set clean again: every test figure is
-    then measured on images the model never saw. With the published files the
-    mask is all True.
-    """
-    test_digests = {_image_digest(image) for image in np.asarray(x_test)}
-    return np.array([_image_digest(image) not in test_digests for image in np.asarray(x_train)],
-                    dtype=bool)
-
-
-def warn_about_overlap(x_train, x_test, source="these files"):
-    """Warn (:class:`TrainTestOverlapWarning`) if test images also stand in the training set.
-
-    Called where a test-set figure is reported (:func:`vae_keras.runs.train`,
-    ``vae-keras evaluate``), not by the loaders: a loader returns what the files
-    hold, and its callers decide what to measure on it.
-
-    Returns:
-        The number of test images that are byte-identical to a training image.
-    """
-    overlap = train_test_overlap(x_train, x_test)
-    if len(overlap):
-        warnings.warn(
-            f"{len(overlap)} of the {len(x_test)} test images of {source} are byte-identical to "
-            f"training images (the published split has none): test-set numbers measured on them "
-            f"are optimistic. Use the original files (or Keras's download), or evaluate on "
-            f"images held out from the training set; vae_keras.data.train_test_overlap(x_train, "
-            f"x_test) lists the shared ones.", TrainTestOverlapWarning, stacklevel=2)
-    return int(len(overlap))
 
 
 def load_dataset(name, data_dir=None):
@@ -225,9 +325,9 @@ def load_dataset(name, data_dir=None):
             name, image and label counts that differ).
         RuntimeError: no data directory and Keras could not download the data.
 
-    The split is returned as the files hold it; :func:`warn_about_overlap` checks
-    that no test image also stands in the training set (the shared MNIST copy of
-    this project's machines fails that check: see data/README.md).
+    Files read from a data directory are checked against the MD5 sums of the
+    published originals (:func:`verify_original`, cached per file); one that
+    differs gets a :class:`DatasetChecksumWarning`, once.
     """
     from vae_keras import _checks
 
@@ -235,7 +335,11 @@ def load_dataset(name, data_dir=None):
     data_dir = resolve_data_dir(data_dir)
     if data_dir is not None:
         folder = _dataset_folder(data_dir, name)
-        arrays = {key: read_idx(folder / filename) for key, filename in IDX_FILES.items()}
+        arrays = {}
+        for key, filename in IDX_FILES.items():
+            raw = _read_decompressed(folder / filename)
+            verify_original(folder / filename, ORIGINAL_MD5[name][filename], DATASETS[name][2], raw)
+            arrays[key] = read_idx(folder / filename, raw)
         _check_idx_arrays(folder, arrays, DATASETS[name][2])
         x_train, y_train = arrays["train_images"], arrays["train_labels"]
         x_test, y_test = arrays["test_images"], arrays["test_labels"]

@@ -16,6 +16,7 @@ evaluation is repeatable; with ``seed=None`` the seed is taken from NumPy's
 global generator, which ``keras.utils.set_random_seed`` sets.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import contextlib
 import weakref
 

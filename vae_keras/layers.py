@@ -1,5 +1,6 @@
 """The reparameterization trick: one function, and the Keras layer that draws its noise."""
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import keras
 from keras import layers, ops
 

@@ -7,6 +7,7 @@ these same functions, so what the tests and notebooks check is what trains.
 Notebook 03 derives each term; the docstrings name the formula they compute.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import math
 
 from keras import ops

@@ -19,6 +19,7 @@ the machine they came from are in the README), not from folklore:
 for whatever the caller does not set.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import keras
 import tensorflow as tf
 

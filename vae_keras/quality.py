@@ -27,8 +27,11 @@ report; notebook 05 adds :func:`stroke_thickness` to check latent arithmetic
 ("thin digit + bold vector = bold digit of the same class").
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import math
 import numbers
+import os
+import pathlib
 
 import keras
 import numpy as np
@@ -489,3 +492,201 @@ def label_entropy(labels_or_probabilities, num_classes=10):
     frequencies = np.bincount(values, minlength=num_classes) / values.size
     frequencies = frequencies[frequencies > 0]
     return max(0.0, float(-np.sum(frequencies * np.log(frequencies))))  # no -0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# One judge for the whole course.
+
+# The recipe every notebook's judge is trained with. Changing it changes the cache key, so
+# every notebook then trains (once) and shares the new judge.
+JUDGE_RECIPE = {
+    "train_images": 60_000,   # all of MNIST's training digits
+    "epochs": 3,
+    "batch_size": 128,
+    "outlier_fraction": 0.25,  # scrambled digits per real one, labelled "none of the above"
+    "input_noise": 0.3,        # GaussianNoise on the pixels while training
+    "filters": [16, 32],
+    "hidden_units": 128,
+    "learning_rate": 1e-3,
+    "seed": 0,
+}
+# Fast mode (CI): the same code and recipe on fewer digits and epochs.
+FAST_JUDGE_RECIPE = dict(JUDGE_RECIPE, train_images=15_000, epochs=2)
+
+
+class Judge:
+    """The course's digit judge: a trained classifier with its recipe and its reference scores.
+
+    Made by :func:`judge`, never by hand. Every number a notebook reports about
+    "what the judge reads" comes from :meth:`report`, and every such number means
+    something only next to :attr:`reference`, the same report on real test digits.
+
+    Attributes:
+        model: the trained ``keras.Model`` (images to class probabilities).
+        recipe: the training recipe (a copy of :data:`JUDGE_RECIPE` or the one asked for).
+        test_accuracy: its accuracy on all of MNIST's test digits.
+        reference: :func:`recognition_report` summary of the real test digits
+            (``mean_confidence``, ``confident_fraction``, ``label_entropy``).
+        training_seconds: how long its training took, when it was trained.
+        from_cache: whether this call loaded it from the cache.
+    """
+
+    def __init__(self, model, metadata, from_cache):
+        self.model = model
+        self.recipe = metadata["recipe"]
+        self.test_accuracy = metadata["test_accuracy"]
+        self.reference = metadata["reference"]
+        self.training_seconds = metadata["training_seconds"]
+        self.from_cache = from_cache
+
+    def report(self, images, confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD):
+        """:func:`recognition_report` of this judge on ``images``."""
+        return recognition_report(self.model, images, confidence_threshold)
+
+    def accuracy(self, images, labels):
+        """The fraction of ``images`` the judge reads as their ``labels``."""
+        labels = np.asarray(labels)
+        return float(np.mean(self.report(images)["labels"] == labels))
+
+    def describe(self):
+        """Two lines for a notebook: the recipe, and the scores a learner compares against."""
+        recipe = self.recipe
+        outliers = int(round(recipe["outlier_fraction"] * recipe["train_images"]))
+        origin = "loaded from the cache" if self.from_cache else "trained now"
+        return (f"judge ({origin}): {recipe['train_images']:,} MNIST training digits and "
+                f"{outliers:,} scrambled ones as 'none of the above', {recipe['epochs']} epochs, "
+                f"pixel noise of sd {recipe['input_noise']} while training, "
+                f"{self.training_seconds:.0f} s to train\n"
+                f"reference, all 10,000 real test digits: accuracy {self.test_accuracy:.4f} · mean "
+                f"confidence {self.reference['mean_confidence']:.3f} · "
+                f"{self.reference['confident_fraction']:.1%} above "
+                f"{DEFAULT_CONFIDENCE_THRESHOLD}")
+
+
+def _judge_key(recipe, data_dir):
+    """The cache key: the data files' sums, the recipe, and the Keras version and backend."""
+    import hashlib
+    import json
+
+    from vae_keras import data
+
+    data_dir = data.resolve_data_dir(data_dir)
+    if data_dir is None:
+        sources = "keras.datasets.mnist"
+    else:
+        folder = data._dataset_folder(data_dir, "mnist")
+        sources = {name: data.decompressed_md5(folder / name) for name in data.IDX_FILES.values()}
+    key = {"recipe": recipe, "data": sources, "keras": keras.__version__,
+           "backend": keras.backend.backend()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _train_judge(recipe, data_dir, model_path):
+    """Train a judge by ``recipe`` and save it with its metadata (run in a child process)."""
+    import json
+    import time
+
+    from vae_keras import data
+
+    keras.utils.set_random_seed(recipe["seed"])
+    (x_train, y_train), (x_test, y_test) = data.load_mnist(data_dir)
+    count = recipe["train_images"]
+    start = time.perf_counter()
+    model = build_digit_classifier(filters=tuple(recipe["filters"]),
+                                   hidden_units=recipe["hidden_units"],
+                                   input_noise=recipe["input_noise"],
+                                   learning_rate=recipe["learning_rate"], name="judge")
+    fit_digit_classifier(model, x_train[:count], y_train[:count], epochs=recipe["epochs"],
+                         batch_size=recipe["batch_size"],
+                         outlier_fraction=recipe["outlier_fraction"], seed=recipe["seed"])
+    seconds = time.perf_counter() - start
+    report = recognition_report(model, x_test)
+    metadata = {
+        "recipe": recipe,
+        "training_seconds": seconds,
+        "test_accuracy": float(np.mean(report["labels"] == y_test)),
+        "reference": {key: report[key] for key in
+                      ("mean_confidence", "confident_fraction", "label_entropy")},
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+    model_path = pathlib.Path(model_path)
+    temporary = model_path.with_name(f"{model_path.stem}.{os.getpid()}.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, model_path)
+    meta_path = model_path.with_suffix(".json")
+    meta_temporary = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.tmp")
+    meta_temporary.write_text(json.dumps(metadata, indent=1))
+    os.replace(meta_temporary, meta_path)
+
+
+def _train_judge_main():
+    """Entry point of the child process that :func:`judge` starts on a cache miss."""
+    import json
+    import sys
+
+    arguments = json.loads(sys.argv[1])
+    _train_judge(arguments["recipe"], arguments["data_dir"], arguments["model_path"])
+
+
+def judge(data_dir=None, fast=False, recipe=None, cache_dir=None):
+    """The course's one digit judge: trained once by one recipe, cached on disk, shared.
+
+    Every notebook that reports what "the judge" reads calls this, so its scores
+    compare from notebook to notebook. The first call trains the judge by
+    :data:`JUDGE_RECIPE` (about a minute on a laptop CPU) on MNIST and saves it,
+    with its test accuracy and reference scores, under a key made of the data
+    files' MD5 sums, the recipe, and the Keras version and backend; later calls,
+    from any notebook, load it in a second.
+
+    Training runs in a child process, so that whether the judge was cached or not
+    changes nothing in the caller's random state: a notebook tells the same story
+    on its first run and its second.
+
+    The judge learns with Gaussian noise (sd ``input_noise``) added to its inputs,
+    and with scrambled digits as "none of the above" (outlier exposure): it reads
+    noisy digits better than a judge trained on clean ones would, and is unsure
+    of non-digits such as noise or blobs.
+
+    Args:
+        data_dir: the MNIST data directory (default ``$VAE_KERAS_DATA``, else Keras downloads).
+        fast: use :data:`FAST_JUDGE_RECIPE` (CI's fast mode: same code, less training).
+        recipe: a full recipe dict instead (tests); overrides ``fast``.
+        cache_dir: where judges are kept; default ``judges/`` in
+            :func:`vae_keras.data.cache_dir` (``$VAE_KERAS_CACHE`` or ``~/.cache/vae_keras``).
+
+    Returns:
+        A :class:`Judge`.
+
+    Raises:
+        RuntimeError: the training process failed; its last lines are in the message.
+        ValueError: a recipe that lacks a key of :data:`JUDGE_RECIPE`.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from vae_keras import data
+
+    recipe = dict(recipe if recipe is not None else (FAST_JUDGE_RECIPE if fast else JUDGE_RECIPE))
+    missing = sorted(set(JUDGE_RECIPE) - set(recipe))
+    if missing:
+        raise ValueError(f"recipe lacks {missing}; start from a copy of "
+                         f"vae_keras.quality.JUDGE_RECIPE.")
+    folder = pathlib.Path(cache_dir) if cache_dir is not None else data.cache_dir() / "judges"
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = data.resolve_data_dir(data_dir)
+    model_path = folder / f"judge-{_judge_key(recipe, resolved)}.keras"
+    meta_path = model_path.with_suffix(".json")
+    from_cache = model_path.is_file() and meta_path.is_file()
+    if not from_cache:
+        arguments = json.dumps({"recipe": recipe, "model_path": str(model_path),
+                                "data_dir": None if resolved is None else str(resolved)})
+        result = subprocess.run(
+            [sys.executable, "-c", "from vae_keras import quality; quality._train_judge_main()",
+             arguments], capture_output=True, text=True)
+        if result.returncode != 0 or not model_path.is_file():
+            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+            raise RuntimeError(f"Training the judge failed (exit code {result.returncode}):\n{tail}")
+    model = keras.saving.load_model(model_path)
+    return Judge(model, json.loads(meta_path.read_text()), from_cache)

@@ -1,0 +1,260 @@
+"""The course's instruments: a quiet start, and values recorded for the seed tables.
+
+Three things every notebook of the course needs, in one light module (it imports
+neither TensorFlow nor Keras until asked):
+
+- :func:`setup` loads TensorFlow with its C++ start-up lines filtered (the same
+  filter the library uses, :mod:`vae_keras._quiet_import`), asks for GPUs once with
+  the "failed call to cuInit" line of a GPU-less machine filtered too, and prints
+  one line of versions and one saying whether a GPU was found. It is the first
+  call of every notebook's import cell, so no stored output carries start-up noise.
+- :func:`record` stores a value the notebook measured, under a name, when the seed
+  script (``tools/seed_table.py``) asks for it by setting ``VAE_KERAS_RECORD``;
+  otherwise it only returns the value. The script runs one notebook at several
+  seeds (papermill) and collects what each run recorded into
+  ``notebooks/seeds/NN.json``.
+- :func:`seed_table` loads that table, so that a notebook which claims something
+  about other seeds prints the evidence next to the claim.
+
+A table stores a hash of the notebook's code cells (:func:`code_hash`):
+``tests/test_notebooks.py`` fails when the code has changed since the table was
+made, so a table can never silently describe older code.
+"""
+
+import datetime
+import hashlib
+import json
+import math
+import numbers
+import os
+import pathlib
+import platform
+
+
+RECORD_VARIABLE = "VAE_KERAS_RECORD"
+SEEDS_FOLDER = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "seeds"
+COLAB_SETUP_MARKER = "# Colab setup"
+
+
+def _gpu_names():
+    """Names of the GPUs TensorFlow sees, asked once with the no-GPU noise filtered."""
+    from vae_keras import _quiet_import
+
+    tensorflow = _quiet_import.import_tensorflow()
+    # The first device query initialises CUDA; without a GPU it logs "failed call to
+    # cuInit" at ERROR level, which TF_CPP_MIN_LOG_LEVEL=2 keeps. It says only that no
+    # GPU is there, which the line printed below says in words.
+    with _quiet_import.filtered_stderr(max(_quiet_import.min_log_level(), 3)):
+        return [device.name for device in tensorflow.config.list_physical_devices("GPU")]
+
+
+def setup(extra=()):
+    """Load TensorFlow and Keras quietly and print the versions and whether a GPU was found.
+
+    Call it first in a notebook's import cell, before ``import keras``.
+
+    Args:
+        extra: more ``(name, version)`` pairs to print, e.g.
+            ``[("tensorflow_probability", tfp.__version__)]``.
+
+    Returns:
+        The list of GPU names (empty on a CPU-only machine).
+    """
+    gpus = _gpu_names()
+    import keras
+    import numpy
+    import tensorflow
+
+    import vae_keras
+
+    parts = [f"vae_keras {vae_keras.__version__}", f"keras {keras.__version__} "
+             f"({keras.backend.backend()} backend)", f"tensorflow {tensorflow.__version__}",
+             f"numpy {numpy.__version__}", f"python {platform.python_version()}"]
+    parts += [f"{name} {version}" for name, version in extra]
+    print(" · ".join(parts))
+    print(f"GPU found: {gpus[0]}" if gpus else "No GPU found: running on the CPU (this notebook is "
+                                              "sized for it).")
+    return gpus
+
+
+def _plain(value):
+    """A JSON-ready copy of ``value``: numbers, strings, and lists or dicts of them."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"record() takes finite numbers, got {value}; a NaN in a seed table "
+                             f"would hide a failed run.")
+        return value
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        return _plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    raise TypeError(f"record() takes numbers, strings, or lists and dicts of them; got "
+                    f"{type(value).__name__}. Convert it first (float(x), x.tolist()).")
+
+
+def record(name, value):
+    """Record a measured value for the seed table; return ``value`` unchanged.
+
+    Does nothing else unless ``VAE_KERAS_RECORD`` names a JSON file (the seed script
+    sets it for each run); then the value is written there under ``name``, the file
+    rewritten whole each time so a run that stops halfway keeps what it recorded.
+
+    Args:
+        name: a short identifier, e.g. ``"neg_elbo_beta_1"``.
+        value: a number, a string, or a list or dict of them (NumPy values are converted).
+
+    Returns:
+        ``value``, so ``x = record("x", measure())`` reads naturally.
+
+    Raises:
+        TypeError: ``name`` is not a string, or ``value`` cannot be stored as JSON.
+        ValueError: ``value`` holds NaN or infinity.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"record() needs a non-empty string name, got {name!r}.")
+    plain = _plain(value)
+    target = os.environ.get(RECORD_VARIABLE)
+    if target:
+        path = pathlib.Path(target)
+        values = json.loads(path.read_text()) if path.is_file() else {}
+        values[name] = plain
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(values, indent=1, sort_keys=True))
+        os.replace(temporary, path)
+    return value
+
+
+def _cell_source(cell):
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def code_hash(notebook_path):
+    """A hash of a notebook's code cells, the generated Colab setup cell left out.
+
+    Outputs, markdown and cell metadata do not enter it: a seed table goes stale when
+    the code that produced its values changes, not when the prose is edited. The Colab
+    cell is generated from the repository's address (``tools/sync_links.py``), which
+    changes no result.
+    """
+    notebook = json.loads(pathlib.Path(notebook_path).read_text())
+    digest = hashlib.sha256()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = _cell_source(cell)
+        if source.startswith(COLAB_SETUP_MARKER):
+            continue
+        digest.update(source.strip().encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+class SeedTable:
+    """The values one notebook recorded at several seeds, as the seed script stored them.
+
+    Attributes:
+        notebook: the notebook's file name.
+        seeds: the seeds, in the order they were run.
+        runs: one dict of recorded values per seed.
+        date, versions, code_hash, mode: when, with what, from which code, in which mode.
+    """
+
+    def __init__(self, table):
+        self.notebook = table["notebook"]
+        self.seeds = [run["seed"] for run in table["runs"]]
+        self.runs = [run["values"] for run in table["runs"]]
+        self.date = table["date"]
+        self.versions = table.get("versions", {})
+        self.code_hash = table["code_hash"]
+        self.mode = table.get("mode", "full")
+
+    def values(self, name):
+        """The value of ``name`` at every seed, in seed order."""
+        missing = [seed for seed, run in zip(self.seeds, self.runs) if name not in run]
+        if missing:
+            raise KeyError(f"{name!r} was not recorded at seeds {missing} of {self.notebook}; "
+                           f"re-run tools/seed_table.py for it.")
+        return [run[name] for run in self.runs]
+
+    def format(self, names, labels=None, precision=3):
+        """A text table, one row per seed and one column per name, then mean and spread."""
+        labels = list(labels or names)
+        width = max(10, *(len(label) for label in labels))
+        lines = [f"{'seed':>5} " + " ".join(f"{label:>{width}}" for label in labels)]
+        columns = [self.values(name) for name in names]
+        for row, seed in enumerate(self.seeds):
+            cells = [_format_cell(column[row], width, precision) for column in columns]
+            lines.append(f"{seed:>5} " + " ".join(cells))
+        numeric = [all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column)
+                   for column in columns]
+        if len(self.seeds) > 1 and any(numeric):
+            means = [_format_cell(sum(c) / len(c), width, precision) if n else " " * width
+                     for c, n in zip(columns, numeric)]
+            spreads = [_format_cell(max(c) - min(c), width, precision) if n else " " * width
+                       for c, n in zip(columns, numeric)]
+            lines.append(f"{'mean':>5} " + " ".join(means))
+            lines.append(f"{'range':>5} " + " ".join(spreads))
+        return "\n".join(lines)
+
+    def describe(self):
+        """One line: how many seeds, when, in which mode, with which versions."""
+        versions = ", ".join(f"{name} {version}" for name, version in self.versions.items())
+        return (f"{self.notebook}: {len(self.seeds)} runs in {self.mode} mode (seeds "
+                f"{', '.join(map(str, self.seeds))}), {self.date}; {versions}")
+
+
+def _format_cell(value, width, precision):
+    if isinstance(value, float):
+        return f"{value:>{width}.{precision}f}"
+    return f"{value!s:>{width}}"
+
+
+def seed_table_path(notebook, folder=None):
+    """Where the seed table of ``notebook`` (a name such as ``"03_elbo"`` or a path) lives."""
+    stem = pathlib.Path(str(notebook)).stem
+    return pathlib.Path(folder or SEEDS_FOLDER) / f"{stem.split('_')[0]}.json"
+
+
+def seed_table(notebook, folder=None):
+    """Load the seed table of a notebook (``"03_elbo"``, ``"03"`` or a path).
+
+    Raises:
+        FileNotFoundError: no table was made yet; the message says how to make one.
+    """
+    path = seed_table_path(notebook, folder)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No seed table at {path}. Make it with `python tools/seed_table.py "
+            f"notebooks/{pathlib.Path(str(notebook)).stem}.ipynb --seeds 0 1 2` (full mode).")
+    return SeedTable(json.loads(path.read_text()))
+
+
+def make_table(notebook_path, runs, mode, versions=None):
+    """The JSON-ready seed table of ``notebook_path`` from ``[(seed, values), ...]``."""
+    return {
+        "notebook": pathlib.Path(notebook_path).name,
+        "code_hash": code_hash(notebook_path),
+        "date": datetime.date.today().isoformat(),
+        "mode": mode,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "versions": dict(versions or {}),
+        "runs": [{"seed": seed, "values": values} for seed, values in runs],
+    }
+
+
+def running_under_seed_script():
+    """Whether this process is one of the seed script's runs (``VAE_KERAS_RECORD`` is set)."""
+    return bool(os.environ.get(RECORD_VARIABLE))
+
+
+__all__ = ["setup", "record", "seed_table", "SeedTable", "code_hash", "seed_table_path",
+           "make_table", "running_under_seed_script"]
+
