@@ -131,13 +131,6 @@ def test_missing_data_files_are_named_with_their_origin(tmp_path):
     assert "VAE_KERAS_DATA" in message and "train-images-idx3-ubyte.gz" not in message
 
 
-def test_a_non_tensorflow_backend_is_refused_with_the_fix(monkeypatch):
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    for build in (lambda: vk.VAE(latent_dim=2), lambda: vk.Autoencoder(latent_dim=2)):
-        with pytest.raises(RuntimeError, match="KERAS_BACKEND=tensorflow"):
-            build()
-
-
 @pytest.mark.parametrize("call", [
     lambda m: vk.latent.lerp(np.zeros(2), np.ones(2), steps=2.5),
     lambda m: m.sample(2.5),
@@ -170,3 +163,56 @@ def test_one_rule_an_autoencoder_is_not_a_vae():
                      vk.applications.compression_bits):
         with pytest.raises(TypeError, match="vae_keras.VAE"):
             function(autoencoder, GOOD)
+
+
+@pytest.mark.parametrize("scale", ["learned", "learned_per_pixel", 0.5])
+@pytest.mark.parametrize("build", [
+    lambda scale: vk.VAE(latent_dim=2, observation_scale=scale),
+    lambda scale: vk.ConditionalVAE(latent_dim=2, num_classes=3, image_shape=TOY_SHAPE,
+                                    observation_scale=scale),
+], ids=["VAE", "ConditionalVAE"])
+def test_an_observation_scale_with_the_bernoulli_likelihood_is_refused(build, scale):
+    # Bernoulli pixels have no scale: a learned one would never train, a fixed one be ignored.
+    with pytest.raises(ValueError, match=r"Gaussian likelihood only \(likelihood='gaussian'\)"):
+        build(scale)
+
+
+def test_an_observation_scale_at_its_default_or_with_the_gaussian_likelihood_is_fine():
+    vk.VAE(latent_dim=2, observation_scale=0.1)  # the default, as a saved model's config has it
+    assert vk.VAE(latent_dim=2, likelihood="gaussian",
+                  observation_scale="learned").observation_scale == "learned"
+
+
+@pytest.fixture(scope="module")
+def conditional_model():
+    return vk.ConditionalVAE(latent_dim=2, num_classes=3, image_shape=TOY_SHAPE,
+                             hidden_units=(8,), seed=0)
+
+
+@pytest.mark.parametrize("label", [2.5, 7.0, np.float32(1.0), True, "7"])
+def test_a_single_label_that_is_not_an_int_is_a_type_error(conditional_model, label):
+    with pytest.raises(TypeError, match=r"labels=7\) or an int array") as raised:
+        conditional_model.sample(4, labels=label)
+    assert "argmax" not in str(raised.value)  # a hint for rows of probabilities, not a scalar
+
+
+def test_labels_out_of_range_stay_value_errors_and_argmax_is_hinted_only_for_2d(conditional_model):
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        conditional_model.sample(4, labels=3)
+    with pytest.raises(ValueError, match="whole numbers") as raised:
+        conditional_model.decode(np.zeros((2, 2)), [0.5, 1.0])
+    assert "argmax" not in str(raised.value)
+    with pytest.raises(ValueError, match=r"argmax\(axis=1\)"):
+        conditional_model.decode(np.zeros((2, 2)), np.eye(3)[[0, 1]])
+    assert conditional_model.sample(2, labels=np.int64(2), seed=0).shape == (2,) + TOY_SHAPE
+
+
+@pytest.mark.parametrize("pair", [tuple, list])
+def test_fit_code_mixture_refuses_the_pair_that_encode_returns(pair):
+    rng = np.random.default_rng(0)
+    z_mean, z_log_var = rng.standard_normal((20, 2)), rng.standard_normal((20, 2))
+    with pytest.raises(TypeError, match=r"\(z_mean, z_log_var\).*draw_posterior_codes\("
+                                        r"z_mean, z_log_var, seed\).*encode_mean\(x\)"):
+        vk.aggregate.fit_code_mixture(pair([z_mean, z_log_var]), num_components=2)
+    codes = vk.aggregate.draw_posterior_codes(z_mean, z_log_var, seed=0)
+    assert vk.aggregate.fit_code_mixture(codes, num_components=2, seed=0).n_components == 2

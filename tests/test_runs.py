@@ -1,6 +1,7 @@
 """Resumable runs (vae_keras.runs): epoch datasets, segments, resume, and Ctrl-C."""
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import vae_keras as vk
 from conftest import TOY_SHAPE, make_bar_images, press_ctrl_c_at_end_of_second_epoch
 from vae_keras import runs
+from vae_keras import settings as run_settings
 
 
 def quick_settings(data_dir, output, **changes):
@@ -90,16 +92,19 @@ def test_a_run_writes_model_metrics_and_figures(fake_data_dir, tmp_path):
                  "loss_curves.png", "latent_scatter.png", "manifold.png", "checkpoint.keras"]:
         assert (output / name).is_file(), name
     assert json.loads((output / "metrics.json").read_text())["settings"]["latent_dim"] == 2
+    assert not list(output.glob("*partial*"))  # every temporary file was renamed into place
+    state = json.loads((output / "checkpoint.json").read_text())
+    assert state["checkpoint_file"] == run_settings.file_record(output / "checkpoint.keras")
     assert set(metrics["history"]) >= {"loss", "val_loss", "kl_loss", "beta"}
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(fake_data_dir, tmp_path, monkeypatch):
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(fake_data_dir, tmp_path):
     whole = runs.train(quick_settings(fake_data_dir, tmp_path / "whole", epochs=3,
                                       warmup_epochs=2.0), log=lambda _: None)
-    press_ctrl_c_at_end_of_second_epoch(monkeypatch)
     split_settings = quick_settings(fake_data_dir, tmp_path / "split", epochs=3, warmup_epochs=2.0)
-    assert runs.train(split_settings, log=lambda _: None)["status"] == "interrupted"
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:  # undone after it: fake_data_dir's patch stays
+        press_ctrl_c_at_end_of_second_epoch(patch)
+        assert runs.train(split_settings, log=lambda _: None)["status"] == "interrupted"
     state = json.loads((tmp_path / "split" / "checkpoint.json").read_text())
     assert state["epochs_completed"] == 1
     # Resuming needs only the folder: every other setting comes from metrics.json.
@@ -155,3 +160,136 @@ def test_a_time_budgeted_run_trains_the_importance_weighted_bound_until_the_budg
 def test_a_time_budget_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="time_budget"):
         runs.train(runs.RunSettings(time_budget=0, output=str(tmp_path / "x")), log=lambda _: None)
+
+
+def fake_run(folder, status="completed", epochs_completed=2, **settings):
+    """A run's files without training: a zip for checkpoint.keras, and the JSON beside it.
+
+    Enough for every refusal that comes before the data and the model load.
+    """
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "checkpoint.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    (folder / "model.keras").write_bytes((folder / "checkpoint.keras").read_bytes())
+    saved = dict(vars(runs.RunSettings(output=str(folder), latent_dim=2, epochs=2)), **settings)
+    history = {"loss": [1.0] * epochs_completed}
+    run_settings.write_json(folder / "checkpoint.json", {
+        "epochs_completed": epochs_completed, "monitor": "val_loss", "best": 1.0,
+        "history": history,
+        "checkpoint_file": run_settings.file_record(folder / "checkpoint.keras")})
+    metrics = {"settings": saved, "status": status, "epochs_completed": epochs_completed,
+               "history": history}
+    if status == "completed":
+        metrics["test"] = {"elbo": -100.0, "num_images": 10}
+    run_settings.write_json(folder / "metrics.json", metrics)
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_new_run_over_an_existing_one_is_refused_unless_overwrite(tmp_path):
+    before = fake_run(tmp_path / "run")
+    # The data folder does not exist: the refusal comes before the data is looked for.
+    settings = runs.RunSettings(output=str(tmp_path / "run"), data_dir=str(tmp_path / "no-data"))
+    with pytest.raises(ValueError, match=r"already holds a completed run, 2 of 2 epochs: "
+                                         r"model\.keras, checkpoint\.keras.*--overwrite"):
+        runs.train(settings, log=lambda _: None)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == before
+    assert run_settings.prepare(settings, overwrite=True) == (settings, None)
+    # A folder whose run stopped before its first epoch holds nothing to lose.
+    (tmp_path / "empty").mkdir()
+    run_settings.write_json(tmp_path / "empty" / "metrics.json",
+                            {"status": "interrupted", "epochs_completed": 0})
+    run_settings.prepare(runs.RunSettings(output=str(tmp_path / "empty")))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(latent_dim=8, learning_rate=1e-5, epochs=3),
+     r"--latent-dim saved 2, given 8; --learning-rate saved 0\.001, given 1e-05\. .*only "
+     r"--epochs, --time-budget, --verbose, --data-dir may change"),
+    (dict(), r"is complete \(2 of 2 epochs, test ELBO -100\.00 nats\).*--epochs 3"),
+])
+def test_resume_refuses_other_settings_and_a_complete_run(tmp_path, changes, message):
+    before = fake_run(tmp_path / "run")
+    settings = runs.RunSettings(output=str(tmp_path / "run"), **changes)
+    with pytest.raises(ValueError, match=message):
+        runs.train(settings, resume=True, log=lambda _: None)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == before
+
+
+def test_resume_may_change_epochs_budget_verbosity_and_data_folder(tmp_path):
+    fake_run(tmp_path / "run", status="interrupted", epochs_completed=1, time_budget=5.0)
+    given = runs.RunSettings(output=str(tmp_path / "run"), epochs=4, time_budget=2.0, verbose=0,
+                             data_dir="elsewhere")
+    resumed, state = run_settings.prepare(given, resume=True)
+    assert (resumed.epochs, resumed.time_budget, resumed.verbose, resumed.data_dir) == (
+        4, 2.0, 0, "elsewhere")
+    assert resumed.latent_dim == 2 and state["epochs_completed"] == 1
+
+
+def test_resume_without_metrics_json_or_with_a_damaged_checkpoint_says_so(tmp_path):
+    fake_run(tmp_path / "a")
+    (tmp_path / "a" / "metrics.json").unlink()
+    with pytest.raises(ValueError, match="holds a checkpoint .* but no metrics.json"):
+        runs.train(runs.RunSettings(output=str(tmp_path / "a")), resume=True)
+    before = fake_run(tmp_path / "b", status="interrupted", epochs_completed=1)
+    (tmp_path / "b" / "checkpoint.keras").write_bytes(before["checkpoint.keras"][:20])
+    with pytest.raises(ValueError, match=r"checkpoint\.keras is damaged .*metrics\.json keeps"):
+        runs.train(runs.RunSettings(output=str(tmp_path / "b")), resume=True)
+    assert (tmp_path / "b" / "metrics.json").read_bytes() == before["metrics.json"]
+
+
+def test_metrics_are_written_only_after_the_checkpoint_loads(fake_data_dir, tmp_path):
+    # A whole zip that Keras cannot load, from a run saved before checkpoint.json recorded
+    # its checkpoint's checksum: only loading it finds the fault, after the data loaded.
+    before = fake_run(tmp_path / "run", data_dir=str(fake_data_dir), train_size=300,
+                      validation_size=100, test_size=50)
+    state = json.loads(before["checkpoint.json"])
+    del state["checkpoint_file"]
+    run_settings.write_json(tmp_path / "run" / "checkpoint.json", state)
+    with pytest.raises(ValueError, match="Keras could not load a model"):
+        runs.train(runs.RunSettings(output=str(tmp_path / "run"), epochs=3), resume=True,
+                   log=lambda _: None)
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == before["metrics.json"]
+
+
+def test_a_kill_between_the_two_renames_resumes_from_the_newer_state(tmp_path):
+    # TrainingCheckpoint writes checkpoint.json.partial, renames checkpoint.keras, then
+    # checkpoint.json: killed between the two, the new model sits beside the old state.
+    fake_run(tmp_path / "run", status="running", epochs_completed=1)
+    folder = tmp_path / "run"
+    newer = json.loads((folder / "checkpoint.json").read_text())
+    with zipfile.ZipFile(folder / "checkpoint.keras", "w") as archive:
+        archive.writestr("config.json", '{"epoch": 2}')
+    newer.update(epochs_completed=2, history={"loss": [1.0, 0.5]},
+                 checkpoint_file=run_settings.file_record(folder / "checkpoint.keras"))
+    run_settings.write_partial_json(folder / "checkpoint.json", newer)
+    assert runs.TrainingCheckpoint.load_state(folder)["epochs_completed"] == 2
+    (folder / "checkpoint.json.partial").unlink()  # a checkpoint that is not the state's
+    with pytest.raises(ValueError, match="is not the model that .*checkpoint.json was saved with"):
+        runs.TrainingCheckpoint.load_state(folder)
+
+
+def test_an_output_under_a_file_is_refused_before_the_data_loads(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="which is a file, not a folder"):
+        runs.train(runs.RunSettings(output=str(tmp_path / "file" / "run"),
+                                    data_dir=str(tmp_path / "no-data")), log=lambda _: None)
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    (dict(latent_dim=0), ValueError, r"latent_dim \(--latent-dim\) must be a whole number >= 1"),
+    (dict(latent_dim=2.5), TypeError, "latent_dim"),
+    (dict(importance_samples=0), ValueError, "importance_samples"),
+    (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+    (dict(likelihood="poisson"), ValueError, "likelihood='poisson' is not one of"),
+    (dict(observation_scale="learned"), ValueError, "Gaussian likelihood only"),
+    (dict(observation_scale=0.5), ValueError, "Gaussian likelihood only"),
+    (dict(warmup_epochs=1, cycle_epochs=2), ValueError, "not both"),
+])
+def test_settings_are_checked_before_anything_loads(tmp_path, changes, error, message):
+    settings = runs.RunSettings(output=str(tmp_path / "run"), data_dir=str(tmp_path / "none"),
+                                **changes)
+    with pytest.raises(error, match=message):
+        runs.train(settings, log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+    run_settings.prepare(runs.RunSettings(likelihood="gaussian", observation_scale="learned",
+                                          output=str(tmp_path / "g")))

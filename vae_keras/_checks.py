@@ -16,22 +16,6 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("dense", "conv")
 
 
-def require_tensorflow_backend():
-    """Raise if Keras runs on a backend other than TensorFlow.
-
-    The models override ``train_step`` with ``tf.GradientTape``, which only the
-    TensorFlow backend executes.
-    """
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise RuntimeError(
-            f"vae_keras trains with tf.GradientTape and needs the TensorFlow backend of "
-            f"Keras, but Keras is running on {backend!r}. Set the environment variable "
-            f"KERAS_BACKEND=tensorflow before Python starts (or before the first "
-            f"`import keras`) and restart the kernel."
-        )
-
-
 def check_choice(name, value, choices):
     """Return ``value`` lower-cased if it is one of ``choices``; raise otherwise."""
     if not isinstance(value, str):
@@ -318,8 +302,9 @@ def check_labels(labels, count=None, num_classes=None, what="labels"):
             raise ValueError(f"{what} contain NaN or infinite values; {fix}.")
         if np.any(array != np.round(array)):
             bad = array[array != np.round(array)][0]
-            raise ValueError(f"{what} must be whole numbers (class indices), got {float(bad):g}. "
-                             f"Class probabilities? Take labels.argmax(axis=1).")
+            # A 1-D array: no argmax hint, which only fits rows of class probabilities (2-D).
+            raise ValueError(f"{what} must be whole numbers (class indices), got {float(bad):g}; "
+                             f"pass integer labels, e.g. np.array([0, 3, 7]).")
     array = array.astype(np.int64)
     if array.size and (array.min() < 0 or (num_classes is not None and array.max() >= num_classes)):
         allowed = "0 or more" if num_classes is None else f"in 0..{num_classes - 1}"

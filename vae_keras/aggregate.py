@@ -283,12 +283,21 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
         The fitted ``sklearn.mixture.GaussianMixture``.
 
     Raises:
-        TypeError: codes that are not numbers, a non-integer ``num_components`` or seed.
+        TypeError: codes that are not numbers, the ``(z_mean, z_log_var)`` pair that
+            ``vae.encode`` returns, a non-integer ``num_components`` or seed.
         ValueError: bad shapes, NaN or inf, fewer codes than components, an
             unknown ``covariance_type``, a negative seed.
     """
     from sklearn.mixture import GaussianMixture  # here, so `import vae_keras` stays quick
 
+    if (isinstance(codes, (tuple, list)) and len(codes) == 2
+            and all(np.ndim(part) == 2 for part in codes)):
+        # Two (n, d) arrays: the (z_mean, z_log_var) that vae.encode returns, not codes.
+        raise TypeError(
+            "codes is a pair of arrays, as vae.encode(x) returns (z_mean, z_log_var); a mixture "
+            "is fitted to codes (n, latent_dim). Pass vk.aggregate.draw_posterior_codes("
+            "z_mean, z_log_var, seed), one code per posterior (what a mixture used as the "
+            "prior of the likelihood bound is fitted to), or vae.encode_mean(x) for sampling.")
     codes = _checks.as_codes("codes", codes)
     num_components = _checks.check_whole_number("num_components", num_components, 1)
     covariance_type = _checks.check_choice("covariance_type", covariance_type,

@@ -15,6 +15,7 @@ likelihood, KL term and evaluation. Notebook 08 trains one on MNIST.
 It lives in its own module so that ``models.py``, the teaching core, stays short.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import keras
 import numpy as np
 import tensorflow as tf
@@ -199,9 +200,20 @@ class ConditionalVAE(models.VAE):
         return images, _checks.check_labels(labels, len(images), self.num_classes)
 
     def _labels_for(self, labels, count):
-        """One label for all ``count`` items, or one each, as an int64 array."""
-        if labels is not None and np.ndim(labels) == 0 and not isinstance(labels, (str, bytes)):
-            labels = np.full(count, labels)
+        """One label for all ``count`` items, or one each, as an int64 array.
+
+        Raises:
+            TypeError: a single label that is not an integer (``2.5``, ``True``, ``"7"``).
+            ValueError: as :func:`vae_keras._checks.check_labels` (out of range...).
+        """
+        if labels is not None and np.ndim(labels) == 0:
+            label = np.asarray(labels)
+            if label.dtype == bool or not np.issubdtype(label.dtype, np.integer):
+                raise TypeError(
+                    f"labels must be one integer class index for all {count} (e.g. labels=7) "
+                    f"or an int array with one label each; got {type(labels).__name__} "
+                    f"{labels!r}.")
+            labels = np.full(count, label.item())
         return _checks.check_labels(labels, count, self.num_classes)
 
     def encode(self, images, labels, batch_size=256):

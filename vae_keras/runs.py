@@ -11,6 +11,12 @@ A run trains a VAE on MNIST or Fashion-MNIST and writes to its output folder:
 - ``samples.png``, ``reconstructions.png``, ``loss_curves.png``, and with
   ``latent_dim=2`` also ``latent_scatter.png`` and ``manifold.png``.
 
+Every file is written under a temporary name in the same folder and renamed
+into place, so Ctrl-C, a crash or SIGKILL leaves each file whole, old or new.
+Before anything loads, :func:`vae_keras.settings.prepare` refuses what would
+lose work: a new run over an existing one (without ``overwrite=True``), a
+resumed run with other settings than the saved ones, a damaged checkpoint.
+
 With ``conditional=True`` the model is a :class:`~vae_keras.ConditionalVAE`
 trained on image-label pairs, evaluated on ``log p(x | y)``, and
 ``samples.png`` has one row per class.
@@ -21,8 +27,8 @@ layer's random stream is saved with the checkpoint. This machinery is for long
 runs; the notebooks and ``VAE.fit`` do not need it.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import dataclasses
-import json
 import math
 import os
 import pathlib
@@ -34,60 +40,19 @@ import numpy as np
 import tensorflow as tf
 
 from vae_keras import _checks, callbacks, conditional, data, evaluation, models, performance, plotting
+from vae_keras import settings as run_settings
+# The settings and constants live in vae_keras.settings, which the command line reads
+# without loading TensorFlow; these names keep them where coursework finds them.
+from vae_keras.settings import (  # noqa: F401
+    BINARIZE_CHOICES,
+    EXIT_INTERRUPTED,
+    MAX_BUDGETED_EPOCHS,
+    RunSettings,
+)
 
-EXIT_INTERRUPTED = 130
 NUM_CLASSES = 10  # MNIST and Fashion-MNIST, for a conditional run
-BINARIZE_CHOICES = ("auto", "yes", "no")
-MAX_BUDGETED_EPOCHS = 10_000  # the epoch limit of a --time-budget run without --epochs
-
-
-@dataclasses.dataclass
-class RunSettings:
-    """Everything that decides a training run; saved in ``metrics.json`` for ``--resume``.
-
-    The fields are the options of ``vae-keras train`` (``--latent-dim`` is
-    ``latent_dim``); ``binarize="auto"`` binarizes for the Bernoulli likelihood.
-    ``epochs=None`` means 30 for a new run and the saved count for a resumed one,
-    or with ``time_budget`` (minutes) as many as fit in the budget.
-    """
-
-    dataset: str = "mnist"
-    data_dir: str = None
-    architecture: str = "dense"
-    latent_dim: int = 16
-    likelihood: str = "bernoulli"
-    observation_scale: object = 0.1  # a float, "learned" or "learned_per_pixel"
-    beta: float = 1.0
-    warmup_epochs: float = 0.0
-    cycle_epochs: float = 0.0
-    epochs: int = None
-    time_budget: float = None  # minutes; the learning rate decays to 0 at the end (cosine)
-    importance_samples: int = 1  # codes per image in the training objective (1: the ELBO)
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    seed: int = 0
-    binarize: str = "auto"
-    train_size: int = None
-    validation_size: int = 5000
-    test_size: int = None
-    iwae_samples: int = 1000
-    output: str = None
-    verbose: int = 1
-    strategy: str = "default"
-    precision: str = "float32"
-    conditional: bool = False  # a ConditionalVAE, trained on (image, label) pairs
-
-    @property
-    def uses_binarization(self):
-        """Whether training images are binarized (and test images, once, with a fixed seed)."""
-        return self.binarize == "yes" or (self.binarize == "auto"
-                                          and self.likelihood == "bernoulli")
-
-    def output_folder(self):
-        """The output folder: ``output``, or ``runs/<dataset>-<architecture>-z<dim>-<likelihood>``."""
-        return pathlib.Path(self.output or f"runs/{self.dataset}-{self.architecture}-"
-                                           f"z{self.latent_dim}-{self.likelihood}"
-                                           f"{'-conditional' if self.conditional else ''}")
+FIGURE_FILES = ("samples.png", "reconstructions.png", "loss_curves.png", "latent_scatter.png",
+                "manifold.png")
 
 
 def epoch_dataset(images, batch_size, epochs, binarize=False, seed=None, shuffle=True,
@@ -173,8 +138,11 @@ class TrainingCheckpoint(keras.callbacks.Callback):
       history of every logged value.
 
     Files are written under a temporary name and renamed, so an interruption
-    during a save never leaves a damaged file. :meth:`load_state` reads the JSON
-    back; :func:`train` with ``resume=True`` uses both to continue a run.
+    during a save never leaves a damaged file. ``checkpoint.json`` records the
+    size and CRC of the ``checkpoint.keras`` it goes with, and is written (under
+    its temporary name) before either is renamed: if the process is killed
+    between the two renames, :meth:`load_state` finds the new state beside the
+    new model and uses it. :func:`train` with ``resume=True`` uses both to continue a run.
 
     Args:
         directory: output folder (created if needed).
@@ -183,7 +151,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         history: the history so far (when resuming), a dict of lists.
     """
 
-    MODEL, CHECKPOINT, STATE = "model.keras", "checkpoint.keras", "checkpoint.json"
+    MODEL, CHECKPOINT, STATE = (run_settings.MODEL_FILE, run_settings.CHECKPOINT_FILE,
+                                run_settings.STATE_FILE)
 
     def __init__(self, directory, monitor="val_loss", best=math.inf, history=None):
         super().__init__()
@@ -195,9 +164,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.epochs_completed = len(self.history.get("loss", []))
 
     def _save_model(self, name):
-        temporary = self.directory / f"{name}.partial.keras"
+        """Save the model under a temporary ``.keras`` name beside ``name``; return that path."""
+        temporary = self.directory / f"{name}.partial.keras"  # model.save wants .keras
         self.model.save(temporary)
-        os.replace(temporary, self.directory / name)
+        return temporary
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -207,21 +177,25 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         if value is not None and float(np.asarray(value)) < self.best:
             self.best = float(np.asarray(value))
-            self._save_model(self.MODEL)
-        self._save_model(self.CHECKPOINT)
+            os.replace(self._save_model(self.MODEL), self.directory / self.MODEL)
+        model = self._save_model(self.CHECKPOINT)
         state = {"epochs_completed": self.epochs_completed, "monitor": self.monitor,
-                 "best": self.best, "history": self.history}
-        temporary = self.directory / f"{self.STATE}.partial"
-        temporary.write_text(json.dumps(state, indent=1))
-        os.replace(temporary, self.directory / self.STATE)
+                 "best": self.best, "history": self.history,
+                 "checkpoint_file": run_settings.file_record(model)}
+        # Both are whole on disk before either is renamed (see the class docstring).
+        state_file = run_settings.write_partial_json(self.directory / self.STATE, state)
+        os.replace(model, self.directory / self.CHECKPOINT)
+        os.replace(state_file, self.directory / self.STATE)
 
     @classmethod
     def load_state(cls, directory):
-        """The saved state of a run in ``directory``, or None if it has none."""
-        path = pathlib.Path(directory) / cls.STATE
-        if not path.is_file() or not (pathlib.Path(directory) / cls.CHECKPOINT).is_file():
-            return None
-        return json.loads(path.read_text())
+        """The saved state of a run in ``directory``, or None if it has none.
+
+        Raises:
+            ValueError: ``checkpoint.json`` cannot be read, or does not go with
+                ``checkpoint.keras`` (see :func:`vae_keras.settings.read_checkpoint_state`).
+        """
+        return run_settings.read_checkpoint_state(directory)
 
 
 def load_model(path):
@@ -260,7 +234,6 @@ def load_training_data(settings):
         as in the literature); the training and validation labels last.
     """
     (x_train, y_train), (x_test, y_test) = data.load_dataset(settings.dataset, settings.data_dir)
-    data.warn_about_overlap(x_train, x_test, source=settings.dataset)
     if settings.train_size:
         x_train = x_train[:settings.train_size + settings.validation_size]
         y_train = y_train[:len(x_train)]
@@ -297,11 +270,29 @@ def samples_by_class(model, per_class, seed):
     return model.sample(len(labels), labels=labels, seed=seed)
 
 
-def _save_figure(figure, path):
+def save_figure(figure, path):
+    """Save a Matplotlib figure to ``path`` under a temporary name, rename it, and close it.
+
+    The temporary file (``samples.partial.png``) lies in the same folder, so the
+    rename is atomic. The format comes from the extension; a path without one
+    gets Matplotlib's default format (``.png``), as ``figure.savefig`` would add it.
+
+    Returns:
+        The path written, a ``pathlib.Path``.
+    """
     import matplotlib.pyplot as plt
 
-    figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
+    path = pathlib.Path(path)
+    if not path.suffix:
+        path = path.with_name(f"{path.name}.{plt.rcParams['savefig.format']}")
+    temporary = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        figure.savefig(temporary, bbox_inches="tight", format=path.suffix[1:])
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        plt.close(figure)
+    return path
 
 
 def write_figures(model, output, test_images, test_labels, history, seed):
@@ -317,33 +308,19 @@ def write_figures(model, output, test_images, test_labels, history, seed):
     else:
         samples = plotting.image_grid(model.sample(64, seed=seed), ncols=8,
                                       title="samples from the prior")
-    _save_figure(samples, output / "samples.png")
+    save_figure(samples, output / "samples.png")
     labels = [test_labels] if is_conditional else []  # a conditional model's methods take them
     reconstructions = model.reconstruct(test_images[:10], *[y[:10] for y in labels])
-    _save_figure(plotting.reconstruction_rows(test_images[:10], reconstructions),
+    save_figure(plotting.reconstruction_rows(test_images[:10], reconstructions),
                  output / "reconstructions.png")
     if history:
-        _save_figure(plotting.loss_curves(history), output / "loss_curves.png")
+        save_figure(plotting.loss_curves(history), output / "loss_curves.png")
     if model.latent_dim == 2:
-        _save_figure(plotting.latent_scatter(model.encode_mean(test_images, *labels), test_labels,
+        save_figure(plotting.latent_scatter(model.encode_mean(test_images, *labels), test_labels,
                                              title="test set, posterior means"),
                      output / "latent_scatter.png")
         if not is_conditional:
-            _save_figure(plotting.latent_manifold(model, grid_size=20), output / "manifold.png")
-
-
-def _resumed_settings(settings, output):
-    """The saved run's settings and state; ``settings.epochs`` may extend the run."""
-    state = TrainingCheckpoint.load_state(output)
-    if state is None:
-        raise ValueError(f"--resume: {output} holds no checkpoint (checkpoint.json and "
-                         f"checkpoint.keras); run without --resume to start a new run.")
-    saved = json.loads((output / "metrics.json").read_text())["settings"]
-    fields = {field.name for field in dataclasses.fields(RunSettings)}
-    resumed = RunSettings(**{key: value for key, value in saved.items() if key in fields})
-    resumed.epochs = settings.epochs or resumed.epochs
-    resumed.verbose, resumed.output = settings.verbose, str(output)
-    return resumed, state
+            save_figure(plotting.latent_manifold(model, grid_size=20), output / "manifold.png")
 
 
 def build_model(settings):
@@ -358,7 +335,7 @@ def build_model(settings):
     return model
 
 
-def train(settings, resume=False, log=print):
+def train(settings, resume=False, log=print, overwrite=False):
     """Run (or resume) a training run and write its files; return its ``metrics`` dict.
 
     Ctrl-C (``KeyboardInterrupt``) and a NaN loss do not raise: the best model so
@@ -366,23 +343,31 @@ def train(settings, resume=False, log=print):
     ``"stopped_nan"`` (with ``metrics["message"]``); a completed run has
     ``"completed"`` and ``metrics["test"]``.
 
+    Everything that can be checked without data is checked first
+    (:func:`vae_keras.settings.prepare`), and the first file is written only once
+    the data and the model (or the checkpoint) have loaded.
+
     Args:
         settings: a :class:`RunSettings`.
         resume: continue the run in ``settings.output`` from its last checkpoint,
-            with its saved settings (``settings.epochs`` may extend it).
+            with its saved settings. Only ``epochs`` (to extend it), ``time_budget``
+            (a new budget), ``verbose`` and ``data_dir`` may differ from them;
+            settings that differ from the defaults are compared with the saved ones.
         log: where progress lines go (``print`` by default).
+        overwrite: replace the run that ``settings.output`` already holds;
+            without it such a folder is refused.
 
     Raises:
-        ValueError: settings that cannot run, or ``resume`` without a checkpoint.
+        ValueError: settings that cannot run; a folder that already holds a run
+            (without ``overwrite``); for ``resume``, a folder without a checkpoint
+            or ``metrics.json``, a damaged checkpoint, settings that differ from
+            the saved ones, or a complete run with no epochs left.
     """
+    settings, state = run_settings.prepare(settings, resume=resume, overwrite=overwrite)
     output = settings.output_folder()
-    state = None
-    if resume:
-        settings, state = _resumed_settings(settings, output)
-    if settings.time_budget is not None:
-        _checks.check_positive("time_budget", settings.time_budget)
     # With a time budget, epochs is only an upper bound: the budget decides.
-    settings.epochs = settings.epochs or (MAX_BUDGETED_EPOCHS if settings.time_budget else 30)
+    settings.epochs = settings.epochs or (MAX_BUDGETED_EPOCHS if settings.time_budget
+                                          else run_settings.DEFAULT_EPOCHS)
     keras.utils.set_random_seed(settings.seed)
     performance.set_precision(settings.precision)
     (x_train, x_validation, x_test, y_test, x_test_evaluated, y_train,
@@ -390,14 +375,20 @@ def train(settings, resume=False, log=print):
     if not settings.conditional:  # a plain VAE is trained and evaluated on images alone
         y_train = y_validation = None
     validation = x_validation if y_validation is None else (x_validation, y_validation)
-    output.mkdir(parents=True, exist_ok=True)
-    metrics = {"settings": dataclasses.asdict(settings), "status": "running"}
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     strategy = performance.make_strategy(settings.strategy)
     with strategy.scope():
         model = (load_model(output / TrainingCheckpoint.CHECKPOINT) if state is not None
                  else build_model(settings))
+    # Only now, with the data and the model loaded, is the folder changed: a refusal
+    # above (a damaged checkpoint, missing data) leaves the run's files as they were.
+    output.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in run_settings.RUN_FILES + FIGURE_FILES:
+            (output / name).unlink(missing_ok=True)  # none of the old run may pass for the new
+    metrics = {"settings": dataclasses.asdict(settings), "status": "running"}
+    run_settings.write_json(output / run_settings.METRICS_FILE, metrics)
+
     monitor = "val_loss" if len(x_validation) else "loss"
     checkpoint = TrainingCheckpoint(output, monitor,
                                     best=state["best"] if state else float("inf"),
@@ -412,11 +403,15 @@ def train(settings, resume=False, log=print):
         schedules.append(budget)
 
     first_epoch = checkpoint.epochs_completed
+    if first_epoch < settings.epochs:
+        span = (f"epochs {first_epoch + 1}-{settings.epochs}"
+                f"{f' or {settings.time_budget:g} minutes' if budget else ''}")
+    else:  # stopped after its last epoch, before its evaluation was written
+        span = f"all {settings.epochs} epochs trained, evaluating"
     log(f"{'Resuming' if state else 'Training'} a {settings.architecture} "
         f"{'conditional VAE' if settings.conditional else 'VAE'} (latent_dim="
         f"{settings.latent_dim}, {settings.likelihood}, beta={settings.beta}) on {len(x_train)} "
-        f"{settings.dataset} images, epochs {first_epoch + 1}-{settings.epochs}"
-        f"{f' or {settings.time_budget:g} minutes' if budget else ''}, "
+        f"{settings.dataset} images, {span}, "
         f"{strategy.num_replicas_in_sync} replica(s), {performance.describe_defaults()}; "
         f"writing to {output}/")
     started, status, message = time.time(), "completed", None
@@ -453,5 +448,5 @@ def train(settings, resume=False, log=print):
                                        settings.seed,
                                        labels=y_test if settings.conditional else None)
         write_figures(best, output, x_test, y_test, checkpoint.history, settings.seed)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    run_settings.write_json(output / run_settings.METRICS_FILE, metrics)
     return metrics
