@@ -49,6 +49,15 @@ def trained_toy_vae():
     return model, make_bar_images(256, seed=2)
 
 
+BACKEND = keras.backend.backend()
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="a TensorFlow-only fast path (other backends use the plain keras.ops form)")
+
+
+gradients = vk.autodiff.gradients  # the library's own: tf.GradientTape, jax.grad, autograd
+
+
 def write_idx(path, array):
     """Write ``array`` (uint8) as a gzip IDX file, the format of the MNIST files."""
     array = np.asarray(array, dtype=np.uint8)

@@ -1,7 +1,9 @@
 """The ELBO and importance-weighted estimates on a trained toy model."""
 
+import keras
 import numpy as np
 import pytest
+from conftest import tensorflow_only
 
 from vae_keras import evaluation
 
@@ -51,11 +53,12 @@ def test_the_streamed_bound_is_the_log_mean_exp_of_the_models_log_weights(traine
     streamed = evaluation.importance_weighted_log_likelihood(
         model, images[:30], num_samples=40, batch_size=30, max_decoded=270, seed=4)  # 9 per chunk
     # The draws the evaluation makes for its one batch (seed, first image), all K at once.
-    noise = tf.random.stateless_normal([40, 30, model.latent_dim], seed=[4, 0])
+    noise = tf.random.stateless_normal([40, 30, model.latent_dim], seed=[4, 0]).numpy()
     direct = losses.importance_weighted_bound(model.log_importance_weights(images[:30], noise))
-    np.testing.assert_allclose(streamed, np.asarray(direct), rtol=1e-5)
+    np.testing.assert_allclose(streamed, keras.ops.convert_to_numpy(direct), rtol=1e-5)
 
 
+@tensorflow_only
 def test_bfloat16_evaluation_is_close_to_float32_and_follows_the_weights():
     import keras
 
@@ -95,13 +98,15 @@ def test_a_mixture_prior_replaces_the_standard_normal_in_every_log_weight(traine
         model, images[:30], num_samples=40, batch_size=30, max_decoded=270, seed=4,
         prior=mixture)
     # The same draws by hand: swap log N(z; 0, I) for the mixture's scikit-learn density.
-    noise = tf.random.stateless_normal([40, 30, model.latent_dim], seed=[4, 0])
-    z = vk.layers.reparameterize(z_mean[:30][None], z_log_var[:30][None], noise).numpy()
-    log_weights = (model.log_importance_weights(images[:30], noise).numpy()
-                   - losses.standard_normal_log_prob(z).numpy()
+    noise = tf.random.stateless_normal([40, 30, model.latent_dim], seed=[4, 0]).numpy()
+    z = keras.ops.convert_to_numpy(
+        vk.layers.reparameterize(z_mean[:30][None], z_log_var[:30][None], noise))
+    log_weights = (keras.ops.convert_to_numpy(model.log_importance_weights(images[:30], noise))
+                   - keras.ops.convert_to_numpy(losses.standard_normal_log_prob(z))
                    + mixture.score_samples(z.reshape(-1, model.latent_dim)).reshape(40, 30))
-    np.testing.assert_allclose(with_mixture, losses.importance_weighted_bound(log_weights),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        with_mixture, keras.ops.convert_to_numpy(losses.importance_weighted_bound(log_weights)),
+        rtol=1e-4)
     plain = evaluation.importance_weighted_log_likelihood(
         model, images[:30], num_samples=40, batch_size=30, seed=4)
     assert np.abs(with_mixture - plain).max() > 0.01  # the prior did change the weights
@@ -121,6 +126,7 @@ def test_a_prior_of_the_wrong_kind_or_width_is_refused_before_any_work(trained_t
 
 
 @pytest.mark.parametrize("activation", [None, "sigmoid"])
+@tensorflow_only
 def test_the_nine_tap_output_layer_computes_the_transposed_convolution_it_copies(activation):
     import keras
 
@@ -143,6 +149,7 @@ def test_the_nine_tap_output_layer_computes_the_transposed_convolution_it_copies
         assert not evaluation._computes_by_taps(other)
 
 
+@tensorflow_only
 def test_a_conv_decoder_evaluates_with_its_output_layer_by_taps_and_the_same_bound():
     import keras
     import tensorflow as tf
@@ -164,3 +171,11 @@ def test_a_conv_decoder_evaluates_with_its_output_layer_by_taps_and_the_same_bou
         np.testing.assert_allclose(streamed, np.asarray(direct), rtol=1e-5)
     copy = evaluation._compiled_functions(model)["decoder"]
     assert isinstance(copy.layers[-1], evaluation._NineTapTransposedConv)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="the other backends' message")
+def test_bfloat16_on_another_backend_says_to_use_float32(trained_toy_vae):
+    model, images = trained_toy_vae
+    with pytest.raises(ValueError, match="precision='float32'"):
+        evaluation.importance_weighted_log_likelihood(model, images[:4], num_samples=2,
+                                                      precision="bfloat16")

@@ -1,11 +1,14 @@
-"""vae_keras: Variational Autoencoders with Keras 3 and TensorFlow.
+"""vae_keras: Variational Autoencoders with Keras 3, on TensorFlow, JAX or PyTorch.
 
 The pieces, one module each:
 
 - ``layers``: :class:`Sampling`, the reparameterization trick.
 - ``architectures``: dense and convolutional encoder/decoder builders.
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
+- ``course``: the notebooks' instruments: a quiet start, recorded values, seed tables.
+- ``settings``: a training run's settings and their checks (no TensorFlow needed).
 - ``conditional``: :class:`ConditionalVAE`, a VAE that draws a chosen class.
+- ``autodiff``: gradients on any backend (tape, ``jax.grad``, ``backward()``).
 - ``losses``: KL, Bernoulli and Gaussian log-likelihoods, ELBO, IWAE bound.
 - ``evaluation``: streamed test-set ELBO and importance-weighted NLL.
 - ``callbacks``: KL warm-up, cyclical annealing, a training time budget, NaN guard.
@@ -34,10 +37,10 @@ __version__ = "0.1.0"
 # answer at once, and TensorFlow alone takes seconds to load. The first use of anything
 # below loads every module, as an eager import would, so the models' Keras registrations
 # are in place before a `.keras` file is loaded through keras.saving.
-_MODULES = ("aggregate", "applications", "architectures", "callbacks", "conditional", "course",
-            "data", "disentanglement", "evaluation", "latent", "losses", "performance",
-            "plotting", "quality", "runs", "sprites")
-_LIGHT_MODULES = ("course",)  # usable without TensorFlow (course.setup loads it, quietly)
+_MODULES = ("aggregate", "applications", "architectures", "autodiff", "callbacks", "conditional",
+            "course", "data", "disentanglement", "evaluation", "latent", "losses", "model_base",
+            "performance", "plotting", "quality", "runs", "settings", "sprites")
+_LIGHT_MODULES = ("course", "settings")  # no TensorFlow (course.setup loads it, quietly)
 _NAMES = {
     "VAE": "models", "Autoencoder": "models", "ConditionalVAE": "conditional",
     "Sampling": "layers", "KLWarmup": "callbacks", "CyclicalKLAnnealing": "callbacks",

@@ -20,6 +20,20 @@ import numpy as np
 from vae_keras import _checks
 
 
+def sync_variables(model):
+    """Put the model's variables back in place so a callback can read or set them mid-epoch.
+
+    On JAX, Keras keeps the variables' values outside the model while an epoch runs
+    (the train step is a pure function of them) and writes them back at the epoch's
+    end; a callback that reads ``beta`` or sets the learning rate between batches
+    asks for the write-back first, and Keras then reads the values it set. On
+    TensorFlow and PyTorch the variables are always in place, and this does nothing.
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
 class _KLSchedule(keras.callbacks.Callback):
     """Sets ``model.beta`` from a function of training progress measured in epochs."""
 
@@ -37,15 +51,18 @@ class _KLSchedule(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        sync_variables(self.model)
         self.model.beta = self.beta_at(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
         steps = self.params.get("steps") if self.params else None
         if steps:
+            sync_variables(self.model)
             self.model.beta = self.beta_at(self._epoch + batch / steps)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
+            sync_variables(self.model)
             logs["beta"] = self.model.beta
 
 
@@ -196,6 +213,7 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.anneal is not None:
             fraction = (self.clock() - self._start) / self.budget_seconds
+            sync_variables(self.model)
             self.model.optimizer.learning_rate.assign(
                 self._initial_learning_rate * self.learning_rate_factor(fraction))
 
@@ -203,10 +221,12 @@ class TimeBudget(keras.callbacks.Callback):
         self.epochs += 1
         self.seconds = self.clock() - self._start
         if logs is not None:
+            sync_variables(self.model)
             logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
         if self.seconds + self.seconds / self.epochs > self.budget_seconds:
             self.model.stop_training = self.spent = True
 
     def on_train_end(self, logs=None):
         self.seconds = self.clock() - self._start
+        sync_variables(self.model)
         self.model.optimizer.learning_rate.assign(self._initial_learning_rate)

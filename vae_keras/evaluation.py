@@ -18,6 +18,7 @@ global generator, which ``keras.utils.set_random_seed`` sets.
 
 from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import contextlib
+import math
 import weakref
 
 import keras
@@ -116,7 +117,48 @@ def _evaluation_decoder(decoder, precision):
     return copy
 
 
+def _plain_functions(model, precision):
+    """The bound and the ELBO in plain ``keras.ops``, for JAX and PyTorch.
+
+    The same arithmetic as the TensorFlow graph of :func:`_compiled_functions`, run
+    eagerly: the batch encoded once, its K samples decoded chunk by chunk, their
+    log-mean-exp accumulated as a running (max, sum of exp) pair. The TensorFlow-only
+    fast paths (the XLA likelihood kernel, the output layer by taps, bfloat16
+    decoding) are left out; the values are the same within float rounding.
+    """
+    if precision != "float32":
+        raise ValueError(f"precision={precision!r} decodes with a TensorFlow copy of the "
+                         f"decoder; on the {keras.backend.backend()} backend use "
+                         f"precision='float32'.")
+
+    def elbo(inputs, noise):
+        log_likelihood, kl = model.reconstruction_and_kl(inputs, noise=noise)
+        return keras.ops.convert_to_numpy(losses.elbo(log_likelihood, kl))
+
+    def bound(inputs, noise, samples_per_chunk, prior_parameters):
+        prior = {} if prior_parameters is None else {
+            "prior_log_prob": lambda z: losses.gaussian_mixture_log_prob(z, *prior_parameters)}
+        posterior = model.posterior(inputs)
+        running_max = running_sum = None
+        for first in range(0, int(noise.shape[0]), samples_per_chunk):
+            log_weights = model.log_importance_weights(
+                inputs, noise[first:first + samples_per_chunk], posterior=posterior, **prior)
+            chunk_max = keras.ops.max(log_weights, axis=0)
+            if running_max is None:
+                running_max, running_sum = chunk_max, keras.ops.zeros_like(chunk_max)
+            new_max = keras.ops.maximum(running_max, chunk_max)
+            running_sum = (running_sum * keras.ops.exp(running_max - new_max)
+                           + keras.ops.sum(keras.ops.exp(log_weights - new_max[None]), axis=0))
+            running_max = new_max
+        value = running_max + keras.ops.log(running_sum) - math.log(int(noise.shape[0]))
+        return keras.ops.convert_to_numpy(value)
+
+    return {"elbo": elbo, "bound": bound, "decoder": None, "plain": True}
+
+
 def _compiled_functions(model, precision="float32"):
+    if keras.backend.backend() != "tensorflow":
+        return _plain_functions(model, precision)
     functions = _COMPILED.setdefault(model, {}).get(precision)
     if functions is not None:
         if functions["decoder"] is not None:  # the model may have trained since the copy
@@ -174,8 +216,26 @@ def _prepare(model, images, batch_size):
 
 def _batch(images, labels, start, size):
     """The model's inputs for one batch: images, or ``(images, labels)`` (a conditional VAE)."""
-    batch = tf.constant(images[start:start + size])
-    return batch if labels is None else (batch, tf.constant(labels[start:start + size]))
+    batch = _tensor(images[start:start + size])
+    return batch if labels is None else (batch, _tensor(labels[start:start + size]))
+
+
+def _tensor(array):
+    """A tensor of the backend Keras runs on (a ``tf.constant`` on TensorFlow)."""
+    if keras.backend.backend() == "tensorflow":
+        return tf.constant(array)
+    return keras.ops.convert_to_tensor(array)
+
+
+def _noise(shape, seed, start):
+    """Standard-normal noise for a batch, the same on every backend for the same seed.
+
+    Drawn with TensorFlow's stateless generator (TensorFlow is installed on every
+    backend: the input pipelines use it), so a bound computed on JAX or PyTorch
+    uses exactly the draws TensorFlow's does.
+    """
+    noise = tf.random.stateless_normal(shape, seed=tf.constant([seed, start], dtype=tf.int64))
+    return noise if keras.backend.backend() == "tensorflow" else _tensor(noise.numpy())
 
 
 def elbo_per_image(model, images, batch_size=500, seed=None, labels=None):
@@ -198,11 +258,14 @@ def elbo_per_image(model, images, batch_size=500, seed=None, labels=None):
     images, batch_size = _prepare(model, images, batch_size)
     elbo = _compiled_functions(model)["elbo"]
     seed = _resolve_seed(seed)
-    values = [
-        elbo(_batch(images, labels, start, batch_size),
-             tf.constant([seed, start], dtype=tf.int64)).numpy()
-        for start in range(0, len(images), batch_size)
-    ]
+    values = []
+    for start in range(0, len(images), batch_size):
+        batch = _batch(images, labels, start, batch_size)
+        if keras.backend.backend() == "tensorflow":
+            values.append(elbo(batch, tf.constant([seed, start], dtype=tf.int64)).numpy())
+        else:
+            count = len(images[start:start + batch_size])
+            values.append(elbo(batch, _noise([count, model.latent_dim], seed, start)))
     return np.concatenate(values)
 
 
@@ -245,7 +308,7 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
     max_decoded = _checks.check_whole_number("max_decoded", max_decoded)
     precision = _checks.check_choice("precision", precision, PRECISIONS)
     prior_parameters = None if prior is None else tuple(
-        tf.constant(array) for array in aggregate.mixture_parameters(prior, model.latent_dim))
+        _tensor(array) for array in aggregate.mixture_parameters(prior, model.latent_dim))
     functions = _compiled_functions(model, precision)
     seed = _resolve_seed(seed)
     results = []
@@ -255,8 +318,11 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
         # The noise for all K samples is small (K x batch x latent_dim floats); drawing it
         # at once makes the result independent of the chunking, which only bounds the
         # memory of the decoder's activations.
-        noise = tf.random.stateless_normal([num_samples, count, model.latent_dim],
-                                           seed=tf.constant([seed, start], dtype=tf.int64))
+        noise = _noise([num_samples, count, model.latent_dim], seed, start)
+        if functions.get("plain"):
+            results.append(functions["bound"](batch, noise, max(1, max_decoded // count),
+                                              prior_parameters))
+            continue
         samples_per_chunk = tf.constant(max(1, max_decoded // count), tf.int32)
         # The first call builds the graph and compiles the XLA likelihood kernel, and
         # TensorFlow logs INFO lines about XLA to stderr. When TensorFlow was imported

@@ -22,6 +22,7 @@ def reparameterize(z_mean, z_log_var, noise):
     Returns:
         Samples of ``q(z | x)`` with the shape of ``noise``.
     """
+    z_mean, z_log_var, noise = (ops.convert_to_tensor(x) for x in (z_mean, z_log_var, noise))
     return z_mean + ops.exp(0.5 * z_log_var) * noise
 
 
@@ -56,6 +57,10 @@ class Sampling(layers.Layer):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Nothing to build (no weights; the seed state exists already): built from the
+        # start, so Keras never traces the whole model symbolically to build it (JAX's
+        # trainer would, with the images alone, which a conditional model cannot take).
+        self.built = True
 
     def call(self, inputs):
         z_mean, z_log_var = _check_pair(inputs)

@@ -10,6 +10,8 @@ Notebook 03 derives each term; the docstrings name the formula they compute.
 from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import math
 
+import numpy as np
+
 from keras import ops
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -42,6 +44,7 @@ def gaussian_kl(z_mean, z_log_var):
     Returns:
         The KL divergence per example in nats, shape ``(batch,)``.
     """
+    z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
     per_dimension = ops.square(z_mean) + (ops.expm1(z_log_var) - z_log_var)
     return 0.5 * ops.sum(per_dimension, axis=-1)
 
@@ -232,11 +235,14 @@ def reconstruction_log_likelihood(images, decoder_output, likelihood="bernoulli"
 
 def standard_normal_log_prob(z):
     """``log N(z | 0, I)`` summed over the last axis."""
+    z = ops.convert_to_tensor(z)
     return -0.5 * ops.sum(ops.square(z) + LOG_2PI, axis=-1)
 
 
 def diagonal_gaussian_log_prob(z, z_mean, z_log_var):
     """``log N(z | mean, diag(exp(log_var)))`` summed over the last axis."""
+    # Tensors first: on PyTorch, a NumPy array on the left of `+` cannot take a tensor.
+    z, z_mean, z_log_var = (ops.convert_to_tensor(x) for x in (z, z_mean, z_log_var))
     return -0.5 * ops.sum(
         LOG_2PI + z_log_var + ops.square(z - z_mean) * ops.exp(-z_log_var), axis=-1
     )
@@ -332,9 +338,12 @@ def monte_carlo_kl(z_mean, z_log_var, num_samples=1000, seed=None):
     import tensorflow_probability as tfp  # imported here: it is slow to import
 
     tfd = tfp.distributions
-    posterior = tfd.MultivariateNormalDiag(loc=z_mean, scale_diag=ops.exp(0.5 * z_log_var))
-    prior = tfd.MultivariateNormalDiag(loc=ops.zeros_like(z_mean))
+    # TensorFlow Probability computes in TensorFlow whatever Keras's backend: NumPy in.
+    z_mean = np.asarray(ops.convert_to_numpy(z_mean), dtype=np.float32)
+    scale = np.exp(0.5 * np.asarray(ops.convert_to_numpy(z_log_var), dtype=np.float32))
+    posterior = tfd.MultivariateNormalDiag(loc=z_mean, scale_diag=scale)
+    prior = tfd.MultivariateNormalDiag(loc=np.zeros_like(z_mean))
     codes = posterior.sample(num_samples, seed=seed)
-    return ops.convert_to_numpy(
-        ops.mean(posterior.log_prob(codes) - prior.log_prob(codes), axis=0)
+    return np.asarray(
+        np.mean((posterior.log_prob(codes) - prior.log_prob(codes)).numpy(), axis=0)
     )

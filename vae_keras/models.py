@@ -1,13 +1,19 @@
 """The models: a plain ``Autoencoder`` and the variational autoencoder ``VAE``.
 
-Both are ``keras.Model`` subclasses whose ``train_step`` (TensorFlow backend,
-``tf.GradientTape``) and ``test_step`` take the loss from
-``compute_loss_terms``: the reconstruction term alone for the autoencoder, the
-reconstruction term plus ``beta`` times the KL term for the VAE. Losses are
-summed over pixels and latent dimensions and averaged over the batch, so they
-read in nats per image, the unit of the likelihood literature.
+Both are ``keras.Model`` subclasses whose ``train_step`` (one per Keras backend:
+``tf.GradientTape``, JAX's stateless step, PyTorch's ``backward()``) and ``test_step``
+take the loss from ``compute_loss_terms``: the reconstruction term alone for the
+autoencoder, the reconstruction term plus ``beta`` times the KL term for the VAE.
+Losses are summed over pixels and latent dimensions and averaged over the batch,
+so they read in nats per image, the unit of the likelihood literature.
+
+This file is the teaching core, in reading order: the likelihood and the train
+steps the two models share, the autoencoder, then the VAE (its forward pass, its
+loss, and the importance-weighted bound). Argument checks, compile defaults,
+``fit``'s plumbing and the evaluation's fast paths are in :mod:`vae_keras.model_base`.
 """
 
+from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import math
 
 import keras
@@ -15,8 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, aggregate, architectures, evaluation, losses, performance
-from vae_keras.callbacks import NonFiniteLossGuard
+from vae_keras import _checks, aggregate, architectures, evaluation, losses, model_base
 from vae_keras.layers import Sampling, reparameterize
 
 # Learned observation scales: one shared sigma, or one per pixel. A learned sigma
@@ -24,89 +29,11 @@ from vae_keras.layers import Sampling, reparameterize
 # always-black border) would otherwise drive its sigma, and the likelihood, to infinity.
 LEARNED_SCALES = ("learned", "learned_per_pixel")
 MIN_LEARNED_SCALE = 1e-3
+DEFAULT_OBSERVATION_SCALE = 0.1  # the Gaussian's sigma, and where a learned one starts
 
 
-def _images_from(data):
-    """Keras hands a step ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``: take x."""
-    if isinstance(data, (tuple, list)):
-        return data[0]
-    return data
-
-
-def _check_model(name, model):
-    if not isinstance(model, keras.layers.Layer):
-        raise TypeError(
-            f"{name} must be a keras.Model (or layer), got {type(model).__name__}. Build one "
-            f"with vae_keras.build_encoder / build_decoder or keras.Model(inputs, outputs)."
-        )
-
-
-def _output_shapes(model, input_shape):
-    inputs = [keras.KerasTensor((None,) + tuple(input_shape))]
-    # A conditional model's further inputs (one-hot labels) keep their own shapes.
-    inputs += [keras.KerasTensor(x.shape) for x in (getattr(model, "inputs", None) or [])[1:]]
-    spec = model.compute_output_spec(inputs if len(inputs) > 1 else inputs[0])
-    if isinstance(spec, dict):
-        spec = list(spec.values())
-    if isinstance(spec, (list, tuple)):
-        return [tuple(s.shape) for s in spec]
-    return tuple(spec.shape)
-
-
-def _input_shape(model, fallback):
-    inputs = getattr(model, "inputs", None)
-    if inputs:
-        return tuple(inputs[0].shape[1:])
-    return tuple(fallback)
-
-
-# Compiled with XLA so that its element-wise steps fuse into one pass over the
-# logits; without it each step reads and writes all of them, which costs more than
-# the arithmetic saved. XLA compiles once per input shape. No reduce_retracing:
-# models with images of different ranks share this function, and a trace relaxed to
-# an unknown rank could not tell the pixel axes from the sample axes.
-_bernoulli_log_likelihood_kernel = tf.function(
-    losses.bernoulli_log_likelihood_by_products, jit_compile=True)
-
-
-def _ends_with_sigmoid(model):
-    for layer in reversed(getattr(model, "layers", [])):
-        activation = getattr(layer, "activation", None)
-        if activation is not None:
-            return activation is keras.activations.sigmoid
-    return False
-
-
-def _one_iterator_for_all_epochs(dataset, fit_kwargs, steps_per_execution=1):
-    """Repeat a finite dataset over the epochs of ``fit`` so Keras keeps one iterator.
-
-    Without ``steps_per_epoch`` Keras makes a new iterator every epoch, and
-    TensorFlow then tears down the old iterator's thread pool and re-optimizes
-    the pipeline's map functions: a stall of 1.2-2 s at the start of most epochs
-    on a 2-core CPU (``benchmarks/throughput.py`` measures it; a 10,000-image
-    epoch took 5 s instead of 3.2 s; Keras even makes two iterators per epoch,
-    one of them unused). ``dataset.repeat(n)`` gives the batches of n passes
-    over the dataset, each with a fresh shuffle and noise, from one iterator:
-    the same training, minus the stall. (Epoch k sees pass k; Keras's own
-    path, with its unused iterators, sees passes 1, 3, 5, ...)
-
-    Datasets of unknown or infinite length, and calls that set
-    ``steps_per_epoch``, are left alone, as are epochs that do not split into
-    whole executions of ``steps_per_execution`` steps
-    (:func:`vae_keras.performance.epoch_fits_executions`). Validation passes
-    still make a new iterator each time: Keras's ``evaluate`` resets it
-    whatever the arguments.
-    """
-    asked = range(fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs", 1))
-    batches = int(dataset.cardinality())
-    if (len(asked) <= 1 or batches <= 0 or fit_kwargs.get("steps_per_epoch") is not None
-            or not performance.epoch_fits_executions(batches, steps_per_execution)):
-        return dataset, fit_kwargs
-    return dataset.repeat(len(asked)), dict(fit_kwargs, steps_per_epoch=batches)
-
-
-class _ImageModel(keras.Model):
-    """What the autoencoder and the VAE share: input checks, the train and test steps.
+class _ImageModel(model_base.ImageModel):
+    """What the autoencoder and the VAE share: the likelihood, and the train and test steps.
 
     Subclasses define ``compute_loss_terms(inputs, training)``, returning a dict
     of per-batch scalars whose keys are ``metric_names`` (``"loss"`` first).
@@ -116,40 +43,12 @@ class _ImageModel(keras.Model):
     The likelihood lives in two methods that everything else calls (training,
     evaluation, sampling, the applications): :meth:`log_likelihood` from decoder
     output to ``log p(x | z)``, and :meth:`mean_images` from decoder output to
-    the mean image. :meth:`log_likelihood_of_samples` is the evaluation's fast
-    path to the same values; a subclass that changes the likelihood overrides it too.
+    the mean image. (The evaluation's fast path to the same values,
+    :meth:`~vae_keras.model_base.ImageModel.log_likelihood_of_samples`, is in the
+    base class; a subclass that changes the likelihood overrides it too.)
     """
 
     metric_names = ("loss",)
-
-    def __init__(self, image_shape, likelihood, **kwargs):
-        _checks.require_tensorflow_backend()
-        super().__init__(**kwargs)
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self.likelihood = likelihood
-        self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
-
-    @property
-    def metrics(self):
-        # Listed here so Keras resets the trackers at the start of every epoch.
-        return self.trackers
-
-    @property
-    def num_pixels(self):
-        """Number of values in one image (the 'dimensions' of bits per dimension)."""
-        return int(np.prod(self.image_shape))
-
-    def check_images(self, images, what="images"):
-        """Raise a clear ValueError/TypeError if ``images`` do not fit this model."""
-        _checks.check_images(images, self.image_shape, self.likelihood, what=what)
-
-    def unpack_batch(self, data):
-        """What ``compute_loss_terms`` takes from a batch Keras hands a step: the images."""
-        return _images_from(data)
-
-    def images_of(self, inputs):
-        """The images among ``inputs`` (the output of :meth:`unpack_batch`)."""
-        return inputs
 
     def log_observation_scale(self):
         """Log of the Gaussian likelihood's standard deviation (unused by Bernoulli)."""
@@ -168,22 +67,6 @@ class _ImageModel(keras.Model):
             images, ops.cast(decoder_output, "float32"), self.likelihood,
             self.log_observation_scale())
 
-    def log_likelihood_of_samples(self, images, decoder_outputs):
-        """``log p(x | z_k)`` for K decoder outputs per image: shape ``(K, batch)``.
-
-        The value of :meth:`log_likelihood` on K copies of the images, computed
-        for speed, because evaluation calls it for every importance sample: the
-        images are broadcast against ``decoder_outputs`` of shape ``(K, batch,
-        ...)`` instead of copied, and Bernoulli pixels go through one
-        XLA-compiled kernel (:func:`vae_keras.losses.bernoulli_log_likelihood_by_products`,
-        one ``exp`` per pixel and the element-wise work fused into one pass).
-        Evaluation only: training differentiates :meth:`log_likelihood`.
-        """
-        decoder_outputs = ops.cast(decoder_outputs, "float32")
-        if self.likelihood == "bernoulli":
-            return _bernoulli_log_likelihood_kernel(ops.cast(images, "float32"), decoder_outputs)
-        return self.log_likelihood(images, decoder_outputs)
-
     def mean_images(self, decoder_output):
         """The mean image of ``p(x | z)``: pixel probabilities (Bernoulli) or means (Gaussian)."""
         decoder_output = ops.cast(decoder_output, "float32")
@@ -194,8 +77,24 @@ class _ImageModel(keras.Model):
     def compute_loss_terms(self, inputs, training=False):
         raise NotImplementedError
 
-    def train_step(self, data):
-        """One optimizer step on a batch; returns the running means of the loss terms."""
+    # ------------------------------------------------------------------ the train steps
+    # One short step per Keras backend, each taking the gradient of the same
+    # compute_loss_terms()["loss"]: the lesson is that loss, not the plumbing.
+
+    def train_step(self, *args):
+        """One optimizer step on a batch; returns the running means of the loss terms.
+
+        Keras calls ``train_step(data)`` on TensorFlow and PyTorch and the stateless
+        ``train_step(state, data)`` on JAX; each backend's step is below.
+        """
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._jax_train_step(*args)
+        if backend == "torch":
+            return self._torch_train_step(*args)
+        return self._tensorflow_train_step(*args)
+
+    def _tensorflow_train_step(self, data):
         inputs = self.unpack_batch(data)
         with tf.GradientTape() as tape:
             terms = self.compute_loss_terms(inputs, training=True)
@@ -207,127 +106,49 @@ class _ImageModel(keras.Model):
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._update_trackers(terms)
 
-    def test_step(self, data):
-        """The loss terms on a batch without training (used by evaluate and validation)."""
-        terms = self.compute_loss_terms(self.unpack_batch(data), training=False)
+    def _torch_train_step(self, data):
+        import torch
+
+        inputs = self.unpack_batch(data)
+        self.zero_grad()
+        terms = self.compute_loss_terms(inputs, training=True)
+        terms["loss"].backward()
+        gradients = [variable.value.grad for variable in self.trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, self.trainable_weights)
         return self._update_trackers(terms)
 
-    def _update_trackers(self, terms):
-        for tracker in self.trackers:
-            tracker.update_state(terms[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self.trackers}
+    def _jax_train_step(self, state, data):
+        import jax
 
-    def compile(self, optimizer="adam", **kwargs):
-        """Configure training; the default optimizer is Adam with learning rate 1e-3.
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        inputs = self.unpack_batch(data)
 
-        The loss is built in, so ``loss=`` is not accepted. Options the caller
-        leaves out (``steps_per_execution``, ``jit_compile``) come from
-        :func:`vae_keras.performance.default_compile_options`, chosen by device.
-        """
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                f"{type(self).__name__} computes its own loss in compute_loss_terms; call "
-                f"compile() without loss= (for example compile(optimizer='adam'))."
-            )
-        for key, value in performance.default_compile_options().items():
-            kwargs.setdefault(key, value)
-        super().compile(optimizer=optimizer, **kwargs)
+        def loss_and_terms(trainable, non_trainable):
+            # JAX is stateless: the step gets every variable's value as an argument and
+            # must return the ones it changed, the Sampling layer's seed state included
+            # (kept, every step would draw the same noise).
+            terms, non_trainable = self._stateless_loss_terms(trainable, non_trainable, inputs,
+                                                              training=True)
+            return terms["loss"], (terms, non_trainable)
 
-    def compile_from_config(self, config):
-        # Keras skips compile() on load for models that override it; ours only adds a
-        # default and a check, so a loaded model comes back compiled, optimizer state too.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        (_, (terms, non_trainable)), gradients = jax.value_and_grad(
+            loss_and_terms, has_aux=True)(trainable, non_trainable)
+        trainable, optimizer_variables = self.optimizer.stateless_apply(
+            optimizer_variables, gradients, trainable)
+        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms)
+        return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
 
-    def fit(self, x=None, y=None, **kwargs):
-        """``keras.Model.fit`` after checking the images; ``y`` is ignored.
-
-        ``validation_data`` may also be a bare array of images. A
-        :class:`~vae_keras.callbacks.NonFiniteLossGuard` is added, so a NaN loss
-        stops training with an error instead of leaving NaN weights. A finite
-        ``tf.data.Dataset`` is repeated over the epochs with ``steps_per_epoch``
-        set, which trains on the same batches but keeps one iterator: Keras would
-        otherwise rebuild it each epoch, a stall of 1-2 s per epoch on a CPU.
-        """
-        self.check_images(x, what="training images (x)")
-        validation_data = kwargs.get("validation_data")
-        if validation_data is not None:
-            if isinstance(validation_data, np.ndarray) or tf.is_tensor(validation_data):
-                validation_data = (validation_data,)
-            if isinstance(validation_data, (tuple, list)):
-                validation_data = tuple(validation_data)
-                self.check_images(validation_data[0], what="validation images")
-            else:
-                self.check_images(validation_data, what="validation images")
-            kwargs["validation_data"] = validation_data
-        if isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)  # a Dataset shuffles itself; Keras warns otherwise
-            x, kwargs = _one_iterator_for_all_epochs(x, kwargs,
-                                                     self.steps_per_execution or 1)
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):
-            # First in line, so a NaN epoch is caught before any checkpoint saves it.
-            callbacks.insert(0, NonFiniteLossGuard())
-        return super().fit(x, y, callbacks=callbacks, **kwargs)
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        """``keras.Model.evaluate`` after checking the images; ``y`` is ignored."""
-        self.check_images(x)
-        return super().evaluate(x, y, **kwargs)
-
-    def predict(self, x, **kwargs):
-        """``keras.Model.predict`` (reconstructions) after checking the images."""
-        self.check_images(x)
-        return super().predict(x, **kwargs)
-
-    def check_codes(self, codes):
-        """``codes`` as float32 ``(n, latent_dim)`` for this model; ValueError otherwise."""
-        codes = np.asarray(codes, dtype=np.float32)
-        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"codes must have shape (n, {self.latent_dim}) for this model; got "
-                f"{codes.shape}. A single code z needs a batch axis: z[None]."
-            )
-        return codes
-
-    def decode(self, codes, batch_size=256):
-        """Decode codes to mean images (pixel probabilities for Bernoulli), as NumPy.
-
-        Args:
-            codes: array of shape ``(n, latent_dim)``.
-            batch_size: how many codes to decode at once.
-
-        Returns:
-            Images of shape ``(n,) + image_shape``, values in [0, 1] for Bernoulli.
-        """
-        codes = self.check_codes(codes)
-        batch_size = _checks.check_whole_number("batch_size", batch_size)
-        output = self.decoder.predict(codes, batch_size=batch_size, verbose=0)
-        return ops.convert_to_numpy(self.mean_images(output))
-
-    def reconstruct(self, images, batch_size=256):
-        """Encode images to their (mean) code and decode them again, as NumPy."""
-        return self.decode(self.encode_mean(images, batch_size=batch_size), batch_size)
-
-    def get_config(self):
-        # The sub-models are saved whole, so a model built from a latent size and one
-        # built from a user's encoder and decoder load the same way.
-        config = super().get_config()
-        config.update(
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
-        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
-        return cls(encoder, decoder, **config)
-
-
+    def test_step(self, *args):
+        """The loss terms on a batch without training (used by evaluate and validation)."""
+        if keras.backend.backend() == "jax":
+            trainable, non_trainable, metrics_variables = args[0]
+            terms, non_trainable = self._stateless_loss_terms(
+                trainable, non_trainable, self.unpack_batch(args[1]), training=False)
+            logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms)
+            return logs, (trainable, non_trainable, metrics_variables)
+        terms = self.compute_loss_terms(self.unpack_batch(args[0]), training=False)
+        return self._update_trackers(terms)
 @keras.saving.register_keras_serializable(package="vae_keras")
 class Autoencoder(_ImageModel):
     """A plain, deterministic autoencoder: image -> code -> image.
@@ -355,7 +176,7 @@ class Autoencoder(_ImageModel):
     def __init__(self, encoder=None, decoder=None, *, latent_dim=None, architecture="dense",
                  image_shape=architectures.DEFAULT_IMAGE_SHAPE, hidden_units=None, filters=None,
                  **kwargs):
-        encoder, decoder, image_shape, code_shape = _encoder_and_decoder(
+        encoder, decoder, image_shape, code_shape = model_base.encoder_and_decoder(
             "Autoencoder", encoder, decoder, latent_dim, architecture, image_shape,
             dict(hidden_units=hidden_units, filters=filters), variational=False)
         if isinstance(code_shape, list) or len(code_shape) != 2:
@@ -370,7 +191,7 @@ class Autoencoder(_ImageModel):
         if latent_dim is not None and _checks.check_latent_dim(latent_dim) != self.latent_dim:
             raise ValueError(f"latent_dim={latent_dim} but the encoder's code has "
                              f"{self.latent_dim} dimensions.")
-        _check_decoder(decoder, self.latent_dim, self.image_shape, "bernoulli")
+        model_base.check_decoder(decoder, self.latent_dim, self.image_shape, "bernoulli")
         self.built = True
 
     def call(self, inputs, training=False):
@@ -393,46 +214,6 @@ class Autoencoder(_ImageModel):
         """Same as :meth:`encode` (an autoencoder's code is a point); for a shared API."""
         return self.encode(images, batch_size=batch_size)
 
-
-
-def _encoder_and_decoder(class_name, encoder, decoder, latent_dim, architecture, image_shape,
-                         options, variational, output_activation=None):
-    """Build the default sub-models or check the user's; return them with their shapes.
-
-    Returns:
-        ``(encoder, decoder, image_shape, encoder_output_shapes)``.
-    """
-    if encoder is None and decoder is None:
-        if latent_dim is None:
-            raise ValueError(f"Give latent_dim (e.g. {class_name}(latent_dim=2)) or an encoder "
-                             f"and a decoder ({class_name}(encoder, decoder)).")
-        options = {key: tuple(int(v) for v in value) for key, value in options.items()
-                   if value is not None}
-        encoder = architectures.build_encoder(architecture, latent_dim, image_shape,
-                                              variational=variational, **options)
-        decoder = architectures.build_decoder(architecture, latent_dim, image_shape,
-                                              output_activation=output_activation, **options)
-    elif encoder is None or decoder is None:
-        raise ValueError("Give both an encoder and a decoder, or neither (with latent_dim).")
-    _check_model("encoder", encoder)
-    _check_model("decoder", decoder)
-    image_shape = _input_shape(encoder, image_shape)
-    return encoder, decoder, image_shape, _output_shapes(encoder, image_shape)
-
-
-def _check_decoder(decoder, latent_dim, image_shape, likelihood):
-    output_shape = _output_shapes(decoder, (latent_dim,))
-    if isinstance(output_shape, list) or tuple(output_shape[1:]) != tuple(image_shape):
-        raise ValueError(
-            f"The decoder must map codes of shape (batch, {latent_dim}) to images of shape "
-            f"(batch,) + {tuple(image_shape)}; it returns {output_shape}."
-        )
-    if likelihood == "bernoulli" and _ends_with_sigmoid(decoder):
-        raise ValueError(
-            "The decoder ends with a sigmoid, but the Bernoulli likelihood takes logits (it "
-            "applies the sigmoid itself, stably). Remove the final activation "
-            "(activation=None), or use likelihood='gaussian' for a decoder that outputs means."
-        )
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -467,7 +248,8 @@ class VAE(_ImageModel):
         observation_scale: the Gaussian likelihood's standard deviation sigma: a
             number (fixed), ``"learned"`` (one shared sigma trained with the
             model) or ``"learned_per_pixel"`` (one per pixel). A learned sigma
-            starts at 0.1 and stays above ``MIN_LEARNED_SCALE``. Notebook 07
+            starts at 0.1 and stays above ``MIN_LEARNED_SCALE``. With
+            ``likelihood="bernoulli"`` it must stay at its default. Notebook 07
             shows why a fixed sigma acts as a hidden beta and learning it fixes that.
         seed: optional int for the sampling layer's random stream.
         importance_samples: K, codes drawn per image in training. 1 (the
@@ -484,8 +266,8 @@ class VAE(_ImageModel):
     metric_names = ("loss", "reconstruction_loss", "kl_loss")
 
     def __init__(self, encoder=None, decoder=None, *, latent_dim=None, architecture="dense",
-                 likelihood="bernoulli", beta=1.0, observation_scale=0.1, seed=None,
-                 importance_samples=1, image_shape=architectures.DEFAULT_IMAGE_SHAPE,
+                 likelihood="bernoulli", beta=1.0, observation_scale=DEFAULT_OBSERVATION_SCALE,
+                 seed=None, importance_samples=1, image_shape=architectures.DEFAULT_IMAGE_SHAPE,
                  hidden_units=None, filters=None, **kwargs):
         likelihood = _checks.check_choice("likelihood", likelihood, _checks.LIKELIHOODS)
         beta = _checks.check_positive("beta", beta, allow_zero=True)
@@ -495,11 +277,17 @@ class VAE(_ImageModel):
                                                      LEARNED_SCALES)
         else:
             observation_scale = _checks.check_positive("observation_scale", observation_scale)
-        encoder, decoder, image_shape, encoder_shapes = _encoder_and_decoder(
+        if likelihood != "gaussian" and observation_scale != DEFAULT_OBSERVATION_SCALE:
+            # Bernoulli pixels have no scale: a fixed one is ignored, a learned one never trains.
+            raise ValueError(
+                f"observation_scale={observation_scale!r} applies to the Gaussian likelihood "
+                f"only (likelihood='gaussian'); the {likelihood} likelihood has no scale. Pass "
+                f"likelihood='gaussian' to use it, or leave observation_scale out.")
+        encoder, decoder, image_shape, encoder_shapes = model_base.encoder_and_decoder(
             "VAE", encoder, decoder, latent_dim, architecture, image_shape,
             dict(hidden_units=hidden_units, filters=filters), variational=True,
             output_activation=None if likelihood == "bernoulli" else "sigmoid")
-        _check_posterior_shapes(encoder_shapes)
+        model_base.check_posterior_shapes(encoder_shapes)
         super().__init__(image_shape, likelihood, **kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -513,9 +301,9 @@ class VAE(_ImageModel):
         self.observation_scale = observation_scale
         if observation_scale in LEARNED_SCALES:
             shape = () if observation_scale == "learned" else self.image_shape
-            self._log_scale = self.add_weight(
-                shape=shape, initializer=keras.initializers.Constant(math.log(0.1)),
-                trainable=True, dtype="float32", name="log_observation_scale")
+            start = keras.initializers.Constant(math.log(DEFAULT_OBSERVATION_SCALE))
+            self._log_scale = self.add_weight(shape=shape, initializer=start, trainable=True,
+                                              dtype="float32", name="log_observation_scale")
         # float32 whatever the policy: the noise and the code feed the float32 losses.
         self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         # A variable, not a float: callbacks change it between batches without retracing.
@@ -524,7 +312,7 @@ class VAE(_ImageModel):
         self.built = True
 
     def _check_decoder(self):
-        _check_decoder(self.decoder, self.latent_dim, self.image_shape, self.likelihood)
+        model_base.check_decoder(self.decoder, self.latent_dim, self.image_shape, self.likelihood)
 
     @property
     def beta(self):
@@ -581,6 +369,41 @@ class VAE(_ImageModel):
         output = self.decoder_output(z, inputs, training)
         return (self.log_likelihood(self.images_of(inputs), output),
                 losses.gaussian_kl(z_mean, z_log_var))
+
+    def compute_loss_terms(self, inputs, training=False):
+        """The loss and its two terms for a batch, each averaged over the batch.
+
+        ``reconstruction_loss = -mean log p(x | z)`` with ``z ~ q(z | x)`` drawn by
+        the Sampling layer, ``kl_loss = mean KL(q(z | x) || p(z))`` in closed form
+        (:func:`vae_keras.losses.gaussian_kl`), and ``loss = reconstruction_loss +
+        beta * kl_loss``. ``train_step`` takes the gradient of ``loss``.
+
+        With ``importance_samples`` K > 1, ``loss`` is instead the negative
+        importance-weighted bound over K codes per image (each log weight
+        ``log p(x|z_k) + beta * (log p(z_k) - log q(z_k|x))``), which is at most
+        the negative ELBO; the two terms are then reported for monitoring, the
+        reconstruction averaged over the K codes.
+        """
+        if self.importance_samples == 1:
+            log_likelihood, kl = self.reconstruction_and_kl(inputs, training=training)
+            reconstruction_loss = -ops.mean(log_likelihood)
+            kl_loss = ops.mean(kl)
+            loss = reconstruction_loss + ops.cast(self._beta, "float32") * kl_loss
+            return {"loss": loss, "reconstruction_loss": reconstruction_loss, "kl_loss": kl_loss}
+        log_likelihood, log_prior_ratio, kl = self._log_weight_terms(inputs, training=training)
+        log_weights = log_likelihood + ops.cast(self._beta, "float32") * log_prior_ratio
+        return {"loss": -ops.mean(losses.importance_weighted_bound(log_weights)),
+                "reconstruction_loss": -ops.mean(log_likelihood),
+                "kl_loss": ops.mean(kl)}
+
+    def call(self, inputs, training=False):
+        """Reconstruct ``inputs``: decode a sampled code when training, the mean otherwise."""
+        z_mean, z_log_var = self.posterior(inputs, training)
+        z = self.sampling([z_mean, z_log_var]) if training else z_mean
+        return self.mean_images(self.decoder_output(z, inputs, training))
+
+    # ------------------------------------------------------------------ the importance-weighted bound
+    # Training with importance_samples > 1, and the evaluation's log weights.
 
     def log_importance_weights(self, inputs, noise, decoder=None, posterior=None,
                                prior_log_prob=None):
@@ -643,38 +466,6 @@ class VAE(_ImageModel):
         log_prior_ratio = (log_prior
                            - losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None]))
         return log_p_x_given_z, log_prior_ratio, losses.gaussian_kl(z_mean, z_log_var)
-
-    def compute_loss_terms(self, inputs, training=False):
-        """The loss and its two terms for a batch, each averaged over the batch.
-
-        ``reconstruction_loss = -mean log p(x | z)`` with ``z ~ q(z | x)`` drawn by
-        the Sampling layer, ``kl_loss = mean KL(q(z | x) || p(z))`` in closed form
-        (:func:`vae_keras.losses.gaussian_kl`), and ``loss = reconstruction_loss +
-        beta * kl_loss``. ``train_step`` takes the gradient of ``loss``.
-
-        With ``importance_samples`` K > 1, ``loss`` is instead the negative
-        importance-weighted bound over K codes per image (each log weight
-        ``log p(x|z_k) + beta * (log p(z_k) - log q(z_k|x))``), which is at most
-        the negative ELBO; the two terms are then reported for monitoring, the
-        reconstruction averaged over the K codes.
-        """
-        if self.importance_samples == 1:
-            log_likelihood, kl = self.reconstruction_and_kl(inputs, training=training)
-            reconstruction_loss = -ops.mean(log_likelihood)
-            kl_loss = ops.mean(kl)
-            loss = reconstruction_loss + ops.cast(self._beta, "float32") * kl_loss
-            return {"loss": loss, "reconstruction_loss": reconstruction_loss, "kl_loss": kl_loss}
-        log_likelihood, log_prior_ratio, kl = self._log_weight_terms(inputs, training=training)
-        log_weights = log_likelihood + ops.cast(self._beta, "float32") * log_prior_ratio
-        return {"loss": -ops.mean(losses.importance_weighted_bound(log_weights)),
-                "reconstruction_loss": -ops.mean(log_likelihood),
-                "kl_loss": ops.mean(kl)}
-
-    def call(self, inputs, training=False):
-        """Reconstruct ``inputs``: decode a sampled code when training, the mean otherwise."""
-        z_mean, z_log_var = self.posterior(inputs, training)
-        z = self.sampling([z_mean, z_log_var]) if training else z_mean
-        return self.mean_images(self.decoder_output(z, inputs, training))
 
     # ------------------------------------------------------------------ NumPy conveniences
 
@@ -744,14 +535,3 @@ class VAE(_ImageModel):
             importance_samples=self.importance_samples,
         )
         return config
-
-
-def _check_posterior_shapes(encoder_shapes):
-    """A VAE's encoder returns [z_mean, z_log_var] of one shape (batch, latent_dim)."""
-    if (not isinstance(encoder_shapes, list) or len(encoder_shapes) not in (2, 3)
-            or encoder_shapes[0] != encoder_shapes[1] or len(encoder_shapes[0]) != 2):
-        raise ValueError(
-            f"A VAE's encoder must return [z_mean, z_log_var], two tensors of shape "
-            f"(batch, latent_dim); this one returns {encoder_shapes}. Build one with "
-            f"vae_keras.build_encoder(..., variational=True)."
-        )

@@ -44,6 +44,11 @@ def default_compile_options():
     """
     if has_gpu():
         return {"steps_per_execution": GPU_STEPS_PER_EXECUTION}
+    if keras.backend.backend() != "tensorflow":
+        # TensorFlow's XLA measured slower than its graphs on a CPU; JAX has no graph
+        # mode without XLA (jit_compile=False would run every op eagerly), and Keras
+        # leaves torch.compile off unless asked. So the backend's own default stays.
+        return {"steps_per_execution": CPU_STEPS_PER_EXECUTION}
     return {"jit_compile": False, "steps_per_execution": CPU_STEPS_PER_EXECUTION}
 
 
@@ -66,7 +71,7 @@ def describe_defaults():
     device = "GPU" if has_gpu() else "CPU"
     policy = keras.config.dtype_policy().name
     settings = ", ".join(f"{key}={value}" for key, value in options.items())
-    return f"{device}: {settings}, dtype policy {policy}"
+    return f"{keras.backend.backend()} backend on the {device}: {settings}, dtype policy {policy}"
 
 
 def set_precision(precision="mixed"):
@@ -103,6 +108,12 @@ def make_strategy(name="default"):
     summed gradients are those of the global batch mean.
     """
     name = _checks.check_choice("strategy", name, STRATEGIES)
+    if name != "default" and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"strategy={name!r} is a tf.distribute strategy, which needs Keras's TensorFlow "
+            f"backend. On JAX, data parallelism over one host's devices is "
+            f"keras.distribution.set_distribution(keras.distribution.DataParallel()) before "
+            f"building the model; on PyTorch, train on one device.")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
