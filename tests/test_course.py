@@ -98,3 +98,21 @@ def test_the_seed_script_says_when_a_notebook_records_nothing(tmp_path):
                              "--seeds", "0", "--fast", "--output", str(tmp_path / "t.json")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "recorded nothing" in result.stderr
+
+
+def test_a_seed_table_goes_stale_when_the_code_changes(tmp_path):
+    notebook = tmp_path / "04_claim.ipynb"
+    loads = "seeds = vk.course.seed_table('04')\nprint(seeds.format(['x']))"
+    _write_notebook(notebook, [("SEED = 0", ["parameters"]), (loads, [])])
+    folder = tmp_path / "seeds"
+    assert "does not exist" in course.seed_table_problems(notebook, folder)[0]
+    folder.mkdir()
+    table = course.make_table(notebook, [(0, {"x": 1.0}), (1, {"x": 2.0})], "full")
+    (folder / "04.json").write_text(json.dumps(table))
+    assert course.seed_table_problems(notebook, folder) == []
+    _write_notebook(notebook, [("SEED = 0", ["parameters"]), (loads + "\nx = 1", [])])
+    (problem,) = course.seed_table_problems(notebook, folder)
+    assert "older code" in problem and "--seeds 0 1" in problem
+    (folder / "04.json").write_text(json.dumps(dict(table, mode="fast",
+                                                    code_hash=course.code_hash(notebook))))
+    assert "fast mode" in course.seed_table_problems(notebook, folder)[0]

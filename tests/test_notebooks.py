@@ -100,6 +100,14 @@ def test_notebooks_import_the_library_instead_of_copying_it(notebook):
     assert "def train_step" not in code
 
 
+def test_seed_tables_are_as_new_as_the_notebook_code(notebook):
+    path, _ = notebook
+    sys.path.insert(0, str(ROOT))
+    from vae_keras import course
+
+    assert not course.seed_table_problems(path)
+
+
 # --- Numbers in prose ------------------------------------------------------------------------
 # A measured number typed into markdown drifts from the outputs at the next re-run. The rule
 # (notebooks/README.md): a number in prose is printed by code or pinned by an assert whose bound

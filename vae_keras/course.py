@@ -250,11 +250,45 @@ def make_table(notebook_path, runs, mode, versions=None):
     }
 
 
+def seed_table_problems(notebook_path, folder=None):
+    """What is wrong with the seed tables a notebook loads: an empty list when nothing is.
+
+    A notebook names its tables in ``vk.course.seed_table("NN")`` calls. Each must
+    exist, belong to this notebook, come from full mode, and carry the hash of the
+    notebook's current code (:func:`code_hash`): a table made from older code describes
+    runs the notebook no longer makes. ``tests/test_notebooks.py`` asserts there is none.
+    """
+    import re
+
+    notebook_path = pathlib.Path(notebook_path)
+    notebook = json.loads(notebook_path.read_text())
+    code = "\n".join(_cell_source(c) for c in notebook["cells"] if c["cell_type"] == "code")
+    problems = []
+    for name in re.findall(r"course\.seed_table\(\s*[\"'](\w+)[\"']", code):
+        path = seed_table_path(name, folder)
+        command = f"python tools/seed_table.py notebooks/{notebook_path.name} --seeds 0 1 2"
+        if not path.is_file():
+            problems.append(f"{path.name} does not exist: {command}")
+            continue
+        table = json.loads(path.read_text())
+        if table.get("notebook") != notebook_path.name:
+            problems.append(f"{path.name} belongs to {table.get('notebook')}, not {notebook_path.name}")
+        if table.get("mode") != "full":
+            problems.append(f"{path.name} comes from {table.get('mode')} mode; notebooks print "
+                            f"full-mode tables: {command}")
+        if table.get("code_hash") != code_hash(notebook_path):
+            seeds = " ".join(str(run["seed"]) for run in table.get("runs", []))
+            problems.append(f"{path.name} was made from older code of {notebook_path.name}: "
+                            f"python tools/seed_table.py notebooks/{notebook_path.name} --seeds "
+                            f"{seeds}")
+    return problems
+
+
 def running_under_seed_script():
     """Whether this process is one of the seed script's runs (``VAE_KERAS_RECORD`` is set)."""
     return bool(os.environ.get(RECORD_VARIABLE))
 
 
 __all__ = ["setup", "record", "seed_table", "SeedTable", "code_hash", "seed_table_path",
-           "make_table", "running_under_seed_script"]
+           "make_table", "seed_table_problems", "running_under_seed_script"]
 
