@@ -8,12 +8,11 @@ traceback to find out that the images were uint8.
 from vae_keras import _tensorflow  # noqa: F401  (first: TensorFlow loads quietly)
 import numbers
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-LIKELIHOODS = ("bernoulli", "gaussian")
-ARCHITECTURES = ("dense", "conv")
+# Their home is the light settings module, which the command line reads before TensorFlow.
+from vae_keras.settings import ARCHITECTURES, LIKELIHOODS  # noqa: F401
 
 
 def check_choice(name, value, choices):

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from vae_keras import _checks
 
-DATA_DIR_VARIABLE = "VAE_KERAS_DATA"
+from vae_keras.settings import DATA_DIR_VARIABLE  # noqa: E402  (its home: no TensorFlow there)
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

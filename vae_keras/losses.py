@@ -266,7 +266,7 @@ def gaussian_mixture_log_prob(z, means, precision_cholesky, log_weights):
     Returns:
         Log-densities of shape ``z.shape[:-1]``.
     """
-    num_components, dims = ops.shape(means)[0], ops.shape(means)[1]
+    dims = ops.shape(means)[1]
     codes = ops.reshape(z, (-1, dims))
     # P^T (z - mean) as z P - mean P, for all codes and components in one einsum over
     # flattened codes: Keras 3.8's einsum with an ellipsis ("...d,cde->...ce", with

@@ -23,13 +23,11 @@ from keras import ops
 
 from vae_keras import _checks, aggregate, architectures, evaluation, losses, model_base
 from vae_keras.layers import Sampling, reparameterize
+from vae_keras.settings import DEFAULT_OBSERVATION_SCALE, LEARNED_SCALES  # noqa: F401
 
-# Learned observation scales: one shared sigma, or one per pixel. A learned sigma
-# is kept above this floor: a pixel that the decoder reproduces exactly (MNIST's
-# always-black border) would otherwise drive its sigma, and the likelihood, to infinity.
-LEARNED_SCALES = ("learned", "learned_per_pixel")
+# A learned sigma is kept above this floor: a pixel that the decoder reproduces exactly
+# (MNIST's always-black border) would otherwise drive its sigma, and the likelihood, to infinity.
 MIN_LEARNED_SCALE = 1e-3
-DEFAULT_OBSERVATION_SCALE = 0.1  # the Gaussian's sigma, and where a learned one starts
 
 
 class _ImageModel(model_base.ImageModel):

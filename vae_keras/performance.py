@@ -27,8 +27,7 @@ from vae_keras import _checks
 
 CPU_STEPS_PER_EXECUTION = 1
 GPU_STEPS_PER_EXECUTION = 32
-PRECISIONS = ("float32", "mixed")
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from vae_keras.settings import PRECISIONS, STRATEGIES  # noqa: E402,F401  (their home: no TensorFlow)
 
 
 def has_gpu():

@@ -28,16 +28,18 @@ BINARIZE_CHOICES = ("auto", "yes", "no")
 MAX_BUDGETED_EPOCHS = 10_000  # the epoch limit of a --time-budget run without --epochs
 DEFAULT_EPOCHS = 30  # a new run's epochs without --epochs or --time-budget
 
-# Copies of choices whose home is a module that loads TensorFlow (named on each line); the
-# parser needs them before that. tests/test_cli.py checks every copy against its original.
-DATASETS = ("mnist", "fashion_mnist")  # vae_keras.data.DATASETS
-DATA_DIR_VARIABLE = "VAE_KERAS_DATA"  # vae_keras.data.DATA_DIR_VARIABLE
-ARCHITECTURES = ("dense", "conv")  # vae_keras._checks.ARCHITECTURES
-LIKELIHOODS = ("bernoulli", "gaussian")  # vae_keras._checks.LIKELIHOODS
-LEARNED_SCALES = ("learned", "learned_per_pixel")  # vae_keras.models.LEARNED_SCALES
-DEFAULT_OBSERVATION_SCALE = 0.1  # vae_keras.models.DEFAULT_OBSERVATION_SCALE
-STRATEGIES = ("default", "mirrored", "multi_worker")  # vae_keras.performance.STRATEGIES
-PRECISIONS = ("float32", "mixed")  # vae_keras.performance.PRECISIONS
+# The choices the parser needs before TensorFlow loads. This is their home: the modules that
+# use them (_checks, data, models, performance) import them from here. DATASETS alone is a
+# copy of vae_keras.data.DATASETS's keys (that dict holds more); tests/test_cli.py checks it.
+DATASETS = ("mnist", "fashion_mnist")
+DATA_DIR_VARIABLE = "VAE_KERAS_DATA"
+ARCHITECTURES = ("dense", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+# Learned observation scales: one shared sigma, or one per pixel.
+LEARNED_SCALES = ("learned", "learned_per_pixel")
+DEFAULT_OBSERVATION_SCALE = 0.1  # the Gaussian's sigma, and where a learned one starts
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed")  # of training (evaluation's precisions are its own)
 VERBOSITIES = (0, 1, 2)  # Keras fit's verbose
 
 # The files of a run's folder (vae_keras.runs.TrainingCheckpoint writes the first three).
