@@ -281,9 +281,25 @@ class ImageModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
-        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        encoder = _one_output(keras.saving.deserialize_keras_object(config.pop("encoder")))
+        decoder = _one_output(keras.saving.deserialize_keras_object(config.pop("decoder")))
         return cls(encoder, decoder, **config)
+
+
+def _one_output(model):
+    """A functional sub-model with one output, as it was saved, even where Keras made it a list.
+
+    Keras 3.15 reloads a one-output functional model saved by Keras 3.8 (the floor) as a
+    model whose output is a list of one tensor; a decoder (or an autoencoder's encoder) must
+    return the tensor itself.
+    The same layers, so the same weights, in a model that says so.
+    """
+    outputs = getattr(model, "outputs", None)
+    if (isinstance(model, keras.Model) and isinstance(outputs, list) and len(outputs) == 1
+            and isinstance(model.output, list)):
+        inputs = model.inputs if len(model.inputs) > 1 else model.inputs[0]
+        return keras.Model(inputs, outputs[0], name=model.name)
+    return model
 
 
 
