@@ -34,6 +34,16 @@ def test_mixed_precision_trains_on_cpu_without_nan_and_keeps_losses_in_float32(m
     assert np.isfinite(model.elbo(images[:64]))
 
 
+@pytest.mark.parametrize("name", ["mirrored", "multi_worker"])
+def test_distribution_strategies_are_refused_where_keras_reports_wrong_losses(monkeypatch, name):
+    import keras
+
+    monkeypatch.setattr(keras, "__version__", "3.9.2")
+    with pytest.raises(ValueError, match=r"Keras 3\.10 or newer .*keras>=3\.10"):
+        vk.performance.make_strategy(name)
+    vk.performance.make_strategy("default")  # one device: nothing to sum across replicas
+
+
 def test_precision_and_strategy_names_are_checked():
     with pytest.raises(ValueError, match="float32"):
         vk.performance.set_precision("half")

@@ -93,6 +93,11 @@ def set_precision(precision="mixed"):
     return policy
 
 
+def _keras_version():
+    """Keras's version as a tuple of its first two numbers, e.g. ``(3, 8)``."""
+    return tuple(int(part) for part in keras.__version__.split(".")[:2])
+
+
 def make_strategy(name="default"):
     """A ``tf.distribute`` strategy by name.
 
@@ -113,6 +118,17 @@ def make_strategy(name="default"):
             f"backend. On JAX, data parallelism over one host's devices is "
             f"keras.distribution.set_distribution(keras.distribution.DataParallel()) before "
             f"building the model; on PyTorch, train on one device.")
+    if name != "default" and _keras_version() < (3, 10):
+        # Keras before 3.10 syncs a metric's variables on every write across replicas, and
+        # Mean adds with assign(total + value): each step sums every replica's copy of the
+        # old total, so the totals double per step (2, 6, 14, 30, ...; fixed in keras#21072,
+        # first released in 3.10.0). Training is right; the losses it reports are not, and
+        # overflow to inf after about 127 steps with two replicas.
+        raise ValueError(
+            f"strategy={name!r} needs Keras 3.10 or newer (this is {keras.__version__}): older "
+            f"versions report wrong losses under tf.distribute (running totals summed over "
+            f"replicas at every step; inf after about 127 steps with two replicas). "
+            f"pip install 'keras>=3.10', or train with strategy='default'.")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
