@@ -6,6 +6,13 @@
 #                                               check TensorFlow was kept, run the unit tests
 #   make test-matrix                            all three; PYTEST_ARGS='-m "not slow"' skips
 #                                               the end-to-end tests
+#   make test-colab NOTEBOOKS=1                 then the notebooks too, in fast mode (as
+#                                               Colab's learners run them; NOTEBOOKS=only
+#                                               skips the unit tests). A set file may name
+#                                               its Python (colab.txt: 3.13), built once
+#                                               if missing (tools/build_python.sh)
+#   make test-backends                          the core tests under JAX and PyTorch (Keras 3's
+#                                               other backends), in .venv with both installed
 # Point VAE_KERAS_DATA at a folder holding mnist/ and fashion-mnist/ to work offline.
 
 PYTHON ?= python3
@@ -13,9 +20,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
+NOTEBOOKS ?= 0
 VERSION_SETS := floor colab pinned
 
-.PHONY: setup train test unit notebooks clean test-matrix $(VERSION_SETS:%=test-%)
+.PHONY: setup train test unit notebooks clean test-backends test-matrix $(VERSION_SETS:%=test-%)
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +48,31 @@ notebooks: setup
 			-p no:cacheprovider notebooks; \
 	else echo "no notebooks yet"; fi
 
+# The versions the other backends are tested at. torch is always named with its version: PyPI's
+# default torch for Linux is a CUDA build of several GB; 2.13.0 is a CPU wheel on CI's disk.
+JAX_VERSION ?= 0.10.2
+TORCH_VERSION ?= 2.13.0
+BACKEND_TESTS := tests/test_models.py tests/test_layers.py tests/test_losses.py \
+	tests/test_callbacks.py tests/test_evaluation.py tests/test_conditional.py
+
+$(BIN)/.backends: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" "torch==$(TORCH_VERSION)"
+	touch $@
+
+test-backends: $(BIN)/.backends
+	KERAS_BACKEND=jax $(BIN)/python -m pytest $(BACKEND_TESTS) -m "not slow" $(PYTEST_ARGS)
+	KERAS_BACKEND=torch $(BIN)/python -m pytest $(BACKEND_TESTS) -m "not slow" $(PYTEST_ARGS)
+	# Every pair of backends: a file saved on one loads on the others (each in its own process).
+	$(BIN)/python -m pytest tests/test_backends.py $(PYTEST_ARGS)
+	# Notebook 02 shows the three train steps; it runs on JAX as it does on TensorFlow.
+	KERAS_BACKEND=jax VAE_KERAS_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax \
+		--nbval-current-env -p no:cacheprovider notebooks/02_vae.ipynb
+
 # `make -k test-matrix` goes on to the next set when one fails.
 test-matrix: $(VERSION_SETS:%=test-%)
 
 $(VERSION_SETS:%=test-%): test-%:
-	PYTHON=$(PYTHON) tools/test_versions.sh $* $(PYTEST_ARGS)
+	PYTHON=$(PYTHON) NOTEBOOKS=$(NOTEBOOKS) tools/test_versions.sh $* $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .venvs runs
