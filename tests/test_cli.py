@@ -64,7 +64,7 @@ def test_bad_arguments_exit_with_one_line(tmp_path, capsys):
     assert "--latent-dim: must be a whole number >= 1" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert cli.main(["train", "--data-dir", str(empty)]) == 2
+    assert cli.main(["train", "--data-dir", str(empty), "--output", str(tmp_path / "run")]) == 2
     assert "lacks mnist" in capsys.readouterr().err
     assert cli.main(["evaluate", str(tmp_path / "nothing.h5")]) == 2
     assert ".keras" in capsys.readouterr().err

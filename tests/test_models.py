@@ -335,3 +335,29 @@ def test_a_conditional_vae_trains_on_the_importance_weighted_bound(bar_images):
 def test_bad_importance_sample_counts_are_refused(bad, error):
     with pytest.raises(error, match="importance_samples"):
         vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, importance_samples=bad)
+
+
+def test_the_readmes_library_in_ten_lines_runs_unchanged_on_this_backend(fake_data_dir,
+                                                                         monkeypatch, capsys):
+    # The code block under "The library in ten lines", executed as a learner would paste it,
+    # on the tiny MNIST-shaped files of fake_data_dir (the loader reads $VAE_KERAS_DATA).
+    import re
+
+    import matplotlib
+
+    from conftest import REPO_ROOT
+
+    matplotlib.use("Agg")
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## The library in ten lines", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "vk.VAE(latent_dim=2)" in code and "vae.nll(" in code
+    monkeypatch.setenv("VAE_KERAS_DATA", str(fake_data_dir))
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]  # print(vae.elbo(...), vae.nll(...))
+    elbo, nll = (float(v) for v in last_line.split())
+    assert np.isfinite(elbo) and np.isfinite(nll) and nll > 0 and elbo < 0
