@@ -361,3 +361,25 @@ def test_the_readmes_library_in_ten_lines_runs_unchanged_on_this_backend(fake_da
     last_line = capsys.readouterr().out.strip().splitlines()[-1]  # print(vae.elbo(...), vae.nll(...))
     elbo, nll = (float(v) for v in last_line.split())
     assert np.isfinite(elbo) and np.isfinite(nll) and nll > 0 and elbo < 0
+
+
+def test_each_train_step_draws_new_noise_and_a_seeded_run_repeats():
+    # On JAX the train step is a pure function: unless it returns the Sampling layer's new
+    # seed state, every step would draw the same noise. Two steps move the state twice.
+    images = make_bar_images(128)
+
+    def train(seed):
+        keras.utils.set_random_seed(seed)
+        model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,), seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        before = keras.ops.convert_to_numpy(model.sampling.seed_generator.state).copy()
+        history = model.fit(images, epochs=2, batch_size=64, shuffle=False, verbose=0).history
+        after = keras.ops.convert_to_numpy(model.sampling.seed_generator.state)
+        return before, after, history["loss"]
+
+    before, after, losses = train(3)
+    assert not np.array_equal(before, after)
+    assert int(after[1]) - int(before[1]) == 4  # one draw per step: 2 epochs of 2 batches
+    _, again_after, again_losses = train(3)
+    np.testing.assert_array_equal(again_after, after)
+    np.testing.assert_allclose(again_losses, losses, rtol=1e-6)
