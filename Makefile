@@ -52,7 +52,7 @@ notebooks: setup
 # default torch for Linux is a CUDA build of several GB; 2.13.0 is a CPU wheel on CI's disk.
 JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
-BACKEND_TESTS := tests/test_models.py tests/test_layers.py tests/test_losses.py \
+BACKEND_TESTS := tests/test_models.py tests/test_layers.py tests/test_losses.py tests/test_aggregate.py \
 	tests/test_callbacks.py tests/test_evaluation.py tests/test_conditional.py
 
 $(BIN)/.backends: $(BIN)/.installed

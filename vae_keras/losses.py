@@ -266,6 +266,8 @@ def gaussian_mixture_log_prob(z, means, precision_cholesky, log_weights):
     Returns:
         Log-densities of shape ``z.shape[:-1]``.
     """
+    z, means, precision_cholesky, log_weights = (
+        ops.convert_to_tensor(x) for x in (z, means, precision_cholesky, log_weights))
     dims = ops.shape(means)[1]
     codes = ops.reshape(z, (-1, dims))
     # P^T (z - mean) as z P - mean P, for all codes and components in one einsum over
