@@ -86,7 +86,7 @@ def main():
     parser.add_argument("--data-dir", default=os.environ.get("VAE_KERAS_DATA"))
     args = parser.parse_args()
     missing = [b for b in args.backends
-               if importlib.util.find_spec("torch" if b == "torch" else b) is None]
+               if importlib.util.find_spec(b) is None]
     if missing:
         parser.error(f"not installed: {missing} (make test-backends installs jax and torch)")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "

@@ -55,9 +55,6 @@ tensorflow_only = pytest.mark.skipif(
     reason="a TensorFlow-only fast path (other backends use the plain keras.ops form)")
 
 
-gradients = vk.autodiff.gradients  # the library's own: tf.GradientTape, jax.grad, autograd
-
-
 def write_idx(path, array):
     """Write ``array`` (uint8) as a gzip IDX file, the format of the MNIST files."""
     array = np.asarray(array, dtype=np.uint8)

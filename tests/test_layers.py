@@ -20,7 +20,7 @@ def test_samples_have_the_posterior_mean_and_variance():
 
 
 def test_gradients_flow_to_mean_and_log_variance():
-    from conftest import gradients
+    from vae_keras.autodiff import gradients
 
     layer = Sampling(seed=1)
     zeros = np.zeros((4, 2), np.float32)

@@ -202,7 +202,7 @@ def test_continuous_bernoulli_density_integrates_to_one_and_adds_the_normalizer_
 
 
 def test_continuous_bernoulli_terms_are_smooth_with_finite_gradients_across_zero():
-    from conftest import gradients
+    from vae_keras.autodiff import gradients
 
     logits = np.concatenate([np.linspace(-0.4, 0.4, 801), [-90.0, 90.0]]).astype(np.float32)
     results = {}

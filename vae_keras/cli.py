@@ -300,7 +300,7 @@ def use_backend(name):
             raise ValueError(f"--backend {name}: Keras is already running on {running} in this "
                              f"process; set KERAS_BACKEND={name} before it is imported.")
         return name
-    if importlib.util.find_spec("torch" if name == "torch" else name) is None:
+    if importlib.util.find_spec(name) is None:
         extra = ("pip install jax" if name == "jax" else
                  "pip install torch (a CPU build: see pytorch.org)")
         raise ValueError(f"--backend {name} needs the {name} package: {extra}.")
