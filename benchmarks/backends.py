@@ -103,7 +103,7 @@ def main():
                       f"{rows[backend][-1]['bound_seconds']:.1f} s", flush=True)
         reference = rows[args.backends[0]]
         print(f"\n{architecture} VAE (latent 16)")
-        print(f"| backend | training images/s | ratio | bound seconds | ratio (speed) | test NLL | "
+        print("| backend | training images/s | ratio | bound seconds | ratio (speed) | test NLL | "
               f"defaults |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
         for backend, runs in rows.items():
