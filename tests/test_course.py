@@ -53,6 +53,19 @@ def test_the_code_hash_follows_code_not_prose_or_the_colab_cell(tmp_path):
     assert course.code_hash(path) != before
 
 
+def test_the_code_hash_leaves_out_cells_that_only_show_a_table(tmp_path):
+    path = tmp_path / "01_x.ipynb"
+    _write_notebook(path, [("y = vk.course.record('y', 2)", []), ("vk.course.show_seed_table('01', ['y'])", [])])
+    before = course.code_hash(path)
+    _write_notebook(path, [("y = vk.course.record('y', 2)", []),
+                           ("vk.course.show_seed_table('01', ['y'], ['the y'])", [])])
+    assert course.code_hash(path) == before
+    # A cell that also records is code the values depend on.
+    _write_notebook(path, [("y = vk.course.record('y', 2)", []),
+                           ("vk.course.show_seed_table('01', ['y']); vk.course.record('z', 1)", [])])
+    assert course.code_hash(path) != before
+
+
 def test_a_seed_table_formats_each_seed_and_the_spread():
     table = course.SeedTable({"notebook": "03_x.ipynb", "code_hash": "h", "date": "2026-12-01",
                               "mode": "full", "versions": {"keras": "3"},
@@ -64,6 +77,29 @@ def test_a_seed_table_formats_each_seed_and_the_spread():
     with pytest.raises(KeyError, match="re-run"):
         table.values("missing")
     assert "2 runs in full mode" in table.describe()
+
+
+def test_show_seed_table_prints_the_table_and_steps_aside_under_the_seed_script(
+        tmp_path, monkeypatch, capsys):
+    table = {"notebook": "03_x.ipynb", "code_hash": "h", "date": "2026-12-01", "mode": "full",
+             "versions": {}, "runs": [{"seed": 0, "values": {"a": 1.5}},
+                                      {"seed": 1, "values": {"a": 2.5}}]}
+    (tmp_path / "03.json").write_text(json.dumps(table))
+    monkeypatch.delenv(course.RECORD_VARIABLE, raising=False)
+    shown = course.show_seed_table("03", ["a"], ["the value"], folder=tmp_path)
+    printed = capsys.readouterr().out
+    assert shown.values("a") == [1.5, 2.5]
+    assert "2 runs in full mode" in printed and "the value" in printed and "2.000" in printed
+    # In a run of the seed script, the table is what is being made: no table is needed.
+    monkeypatch.setenv(course.RECORD_VARIABLE, str(tmp_path / "run.json"))
+    assert course.show_seed_table("03", ["a"], folder=tmp_path / "empty") is None
+    assert "tools/seed_table.py" in capsys.readouterr().out
+
+
+def test_the_staleness_check_finds_tables_that_show_seed_table_loads(tmp_path):
+    notebook = tmp_path / "05_x.ipynb"
+    _write_notebook(notebook, [("vk.course.show_seed_table('05', ['x'])", [])])
+    assert "does not exist" in course.seed_table_problems(notebook, tmp_path)[0]
 
 
 def test_a_missing_seed_table_says_how_to_make_it(tmp_path):

@@ -13,8 +13,9 @@ neither TensorFlow nor Keras until asked):
   otherwise it only returns the value. The script runs one notebook at several
   seeds (papermill) and collects what each run recorded into
   ``notebooks/seeds/NN.json``.
-- :func:`seed_table` loads that table, so that a notebook which claims something
-  about other seeds prints the evidence next to the claim.
+- :func:`seed_table` loads that table, and :func:`show_seed_table` prints it, so
+  that a notebook which claims something about other seeds shows the evidence next
+  to the claim.
 
 A table stores a hash of the notebook's code cells (:func:`code_hash`):
 ``tests/test_notebooks.py`` fails when the code has changed since the table was
@@ -51,7 +52,9 @@ def _gpu_names():
 def setup(extra=()):
     """Load TensorFlow and Keras quietly and print the versions and whether a GPU was found.
 
-    Call it first in a notebook's import cell, before ``import keras``.
+    Call it first in a notebook's import cell, before ``import keras``. Besides the C++
+    start-up lines, it hides TensorFlow's Python log below ERROR: in a notebook that only
+    holds the "retracing" notes many small models cause.
 
     Args:
         extra: more ``(name, version)`` pairs to print, e.g.
@@ -66,6 +69,12 @@ def setup(extra=()):
     import tensorflow
 
     import vae_keras
+
+    # A notebook builds many small models, and each traces its predict function twice (its
+    # first batch shape, then the smaller last batch). TensorFlow counts those traces across
+    # models and, past five, logs a "retracing" WARNING that reads like a bug and is not one.
+    # Errors still show.
+    tensorflow.get_logger().setLevel("ERROR")
 
     parts = [f"vae_keras {vae_keras.__version__}", f"keras {keras.__version__} "
              f"({keras.backend.backend()} backend)", f"tensorflow {tensorflow.__version__}",
@@ -136,13 +145,20 @@ def _cell_source(cell):
     return "".join(source) if isinstance(source, list) else source
 
 
+def _only_shows_a_table(source):
+    """Whether a code cell shows a seed table and does nothing the table's values depend on."""
+    return "show_seed_table(" in source and "record(" not in source
+
+
 def code_hash(notebook_path):
     """A hash of a notebook's code cells, the generated Colab setup cell left out.
 
     Outputs, markdown and cell metadata do not enter it: a seed table goes stale when
-    the code that produced its values changes, not when the prose is edited. The Colab
-    cell is generated from the repository's address (``tools/sync_links.py``), which
-    changes no result.
+    the code that produced its values changes, not when the prose is edited. Two kinds
+    of code cell change no recorded value and are left out too: the Colab cell, generated
+    from the repository's address (``tools/sync_links.py``), and a cell that only shows a
+    seed table (it calls :func:`show_seed_table` and records nothing), so that choosing
+    which recorded columns to print does not mean running every seed again.
     """
     notebook = json.loads(pathlib.Path(notebook_path).read_text())
     digest = hashlib.sha256()
@@ -150,7 +166,7 @@ def code_hash(notebook_path):
         if cell["cell_type"] != "code":
             continue
         source = _cell_source(cell)
-        if source.startswith(COLAB_SETUP_MARKER):
+        if source.startswith(COLAB_SETUP_MARKER) or _only_shows_a_table(source):
             continue
         digest.update(source.strip().encode() + b"\0")
     return digest.hexdigest()[:16]
@@ -230,10 +246,39 @@ def seed_table(notebook, folder=None):
     """
     path = seed_table_path(notebook, folder)
     if not path.is_file():
+        number = pathlib.Path(str(notebook)).stem.split("_")[0]
+        found = sorted(SEEDS_FOLDER.parent.glob(f"{number}_*.ipynb"))
+        source = f"notebooks/{found[0].name}" if found else f"notebooks/{number}_....ipynb"
         raise FileNotFoundError(
             f"No seed table at {path}. Make it with `python tools/seed_table.py "
-            f"notebooks/{pathlib.Path(str(notebook)).stem}.ipynb --seeds 0 1 2` (full mode).")
+            f"{source} --seeds 0 1 2` (full mode).")
     return SeedTable(json.loads(path.read_text()))
+
+
+def show_seed_table(notebook, names, labels=None, precision=3, folder=None):
+    """Print a notebook's seed table (its description, then one row per seed); return it.
+
+    This is the cell a notebook puts next to a claim about other seeds. In one of the
+    seed script's own runs the table is what is being made, so it prints a note and
+    returns ``None`` instead of failing on a missing or older table.
+
+    Args:
+        notebook: ``"03"``, ``"03_elbo"`` or a path, as :func:`seed_table` takes.
+        names: the recorded values to show, one column each.
+        labels: column headings (default: the names).
+        precision: decimals of float cells.
+        folder: where the tables are (default ``notebooks/seeds``).
+
+    Returns:
+        The :class:`SeedTable`, or ``None`` under the seed script.
+    """
+    if running_under_seed_script():
+        print("(a run of tools/seed_table.py: this is one of the runs the table is made from)")
+        return None
+    table = seed_table(notebook, folder)
+    print(table.describe())
+    print(table.format(names, labels, precision))
+    return table
 
 
 def make_table(notebook_path, runs, mode, versions=None):
@@ -264,7 +309,7 @@ def seed_table_problems(notebook_path, folder=None):
     notebook = json.loads(notebook_path.read_text())
     code = "\n".join(_cell_source(c) for c in notebook["cells"] if c["cell_type"] == "code")
     problems = []
-    for name in re.findall(r"course\.seed_table\(\s*[\"'](\w+)[\"']", code):
+    for name in re.findall(r"course\.(?:show_)?seed_table\(\s*[\"'](\w+)[\"']", code):
         path = seed_table_path(name, folder)
         command = f"python tools/seed_table.py notebooks/{notebook_path.name} --seeds 0 1 2"
         if not path.is_file():
@@ -289,6 +334,6 @@ def running_under_seed_script():
     return bool(os.environ.get(RECORD_VARIABLE))
 
 
-__all__ = ["setup", "record", "seed_table", "SeedTable", "code_hash", "seed_table_path",
+__all__ = ["setup", "record", "seed_table", "show_seed_table", "SeedTable", "code_hash", "seed_table_path",
            "make_table", "seed_table_problems", "running_under_seed_script"]
 

@@ -511,7 +511,7 @@ JUDGE_RECIPE = {
     "seed": 0,
 }
 # Fast mode (CI): the same code and recipe on fewer digits and epochs.
-FAST_JUDGE_RECIPE = dict(JUDGE_RECIPE, train_images=15_000, epochs=2)
+FAST_JUDGE_RECIPE = dict(JUDGE_RECIPE, epochs=2)
 
 
 class Judge:
