@@ -106,7 +106,14 @@ def main(argv=None):
         parser.error(f"no notebook at {args.notebook}")
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"each seed once, got {args.seeds}")
+    # The hash is taken before the runs and checked after them: a table must carry the hash of
+    # the code that made its values, and an edit during a long run would otherwise slip in.
+    code_before = course.code_hash(args.notebook)
     runs = run_seeds(args.notebook, args.seeds, args.fast, args.keep, args.timeout, args.kernel)
+    if course.code_hash(args.notebook) != code_before:
+        print(f"{args.notebook.name}'s code changed while it ran; no table written. Run it again.",
+              file=sys.stderr)
+        return 1
     table = course.make_table(args.notebook, runs, "fast" if args.fast else "full", _versions())
     output = args.output or course.seed_table_path(args.notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
