@@ -108,6 +108,40 @@ def test_seed_tables_are_as_new_as_the_notebook_code(notebook):
     assert not course.seed_table_problems(path)
 
 
+START_UP_NOISE = re.compile(r"absl::InitializeLog|^[IWE]\d{4} \d\d:\d\d:\d\d|cuInit|cuda_|oneDNN",
+                            re.MULTILINE)
+
+
+def test_no_stored_output_carries_tensorflow_start_up_lines(notebook):
+    _, content = notebook
+    noisy = [index for index, cell in enumerate(content["cells"]) if cell["cell_type"] == "code"
+             for output in cell.get("outputs", []) if output.get("output_type") == "stream"
+             and START_UP_NOISE.search("".join(output.get("text", "")))]
+    assert not noisy, f"TensorFlow start-up lines in the outputs of cells {sorted(set(noisy))}"
+
+
+def test_one_quiet_start_and_no_file_descriptor_code(notebook):
+    _, content = notebook
+    code = "\n".join(source(c) for c in code_cells(content))
+    assert "os.dup2" not in code, "the quiet start lives in the library: vk.course.setup()"
+    imports = next(source(c) for c in code_cells(content) if "import vae_keras" in source(c))
+    first_heavy = re.search(r"^\s*(import|from) (keras|tensorflow)\b", imports, re.MULTILINE)
+    setup_call = re.search(r"vk\.course\.setup\(", imports)
+    assert setup_call, "the import cell calls vk.course.setup()"
+    assert first_heavy is None or setup_call.start() < first_heavy.start(), \
+        "vk.course.setup() runs before Keras or TensorFlow is imported"
+
+def test_one_judge_for_the_whole_course(notebook):
+    # Scores by "the judge" compare across notebooks only if it is one judge: vk.quality.judge.
+    _, content = notebook
+    code = "\n".join(source(c) for c in code_cells(content))
+    assert "fit_digit_classifier(" not in code and "build_digit_classifier(" not in code, \
+        "notebooks use vk.quality.judge(DATA_DIR, fast=FAST), not a judge of their own"
+    if re.search(r"\bjudge\b", code):
+        assert "vk.quality.judge(" in code
+        assert "judge.describe()" in code, "print the judge's recipe, test accuracy and reference"
+
+
 # --- Numbers in prose ------------------------------------------------------------------------
 # A measured number typed into markdown drifts from the outputs at the next re-run. The rule
 # (notebooks/README.md): a number in prose is printed by code or pinned by an assert whose bound
