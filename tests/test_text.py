@@ -235,9 +235,11 @@ def test_evaluate_reports_the_three_terms(trained, corpus):
 def test_the_elbo_is_at_most_the_importance_weighted_bound(trained, corpus):
     model, _ = trained
     tokens = corpus[1].tokens[:64]
-    elbo = model.elbo(tokens, seed=0)
-    bound = -model.nll(tokens, num_samples=200, seed=1)
-    assert elbo <= bound + 1e-3
+    # The ELBO's expectation, averaged over draws: one draw is noisier than the gap here
+    # (a barely trained model's posterior is close to its prior, so the gap is small).
+    elbo = np.mean([model.elbo(tokens, seed=seed) for seed in range(8)])
+    bound = -model.nll(tokens, num_samples=200, seed=100)
+    assert elbo <= bound
     # The exact form of Jensen's inequality, on one set of draws.
     rng = np.random.default_rng(3)
     noise = rng.standard_normal((50, 64, 4)).astype(np.float32)
@@ -300,6 +302,10 @@ def test_word_dropout_replaces_words_only_in_training():
     words = dropped[:, 1:6]
     share = np.mean(words == sentences.UNK_ID)
     assert 0.45 < share < 0.55 and np.all((words == tokens[:, 1:6]) | (words == sentences.UNK_ID))
+    # At rate 1 every word goes (Bowman's inputless decoder), the protected ids stay.
+    everything = ops.convert_to_numpy(text_models.WordDropout(1.0)(tokens, training=True))
+    assert np.all(everything[:, 1:6] == sentences.UNK_ID)
+    np.testing.assert_array_equal(everything[:, [0, 6, 7]], tokens[:, [0, 6, 7]])
     # The model's teacher-forced input goes through it in training only.
     model = small_model(word_dropout=0.5)
     inputs = model.word_dropout_layer(model.decoder_inputs(tokens[:, 1:]), training=True)
@@ -346,7 +352,7 @@ def test_bad_tokens_in_a_dataset_are_caught_before_training():
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: small_model(word_dropout=1.0), ValueError, "word_dropout"),
+    (lambda: small_model(word_dropout=1.5), ValueError, "word_dropout"),
     (lambda: small_model(free_bits=-1.0), ValueError, "free_bits"),
     (lambda: small_model(max_length=1), ValueError, "max_length"),
     (lambda: vk.TextVAE(3, 8), ValueError, "vocabulary_size"),

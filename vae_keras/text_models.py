@@ -179,7 +179,8 @@ class WordDropout(layers.Layer):
     ``keras.random.SeedGenerator`` whose state is saved with the model.
 
     Args:
-        rate: share of words replaced, in [0, 1).
+        rate: share of words replaced, in [0, 1]; 1 leaves the decoder no words at all
+            (Bowman's "inputless" decoder, which must take the sentence from the code).
         unk_id: the id that replaces them.
         protected_ids: ids left alone (padding, ``<bos>``).
         seed: optional int for the layer's random stream.
@@ -189,7 +190,7 @@ class WordDropout(layers.Layer):
     def __init__(self, rate=0.0, unk_id=UNK_ID, protected_ids=(PAD_ID, BOS_ID), seed=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.rate = _checks.check_fraction("word_dropout", rate, include_one=False)
+        self.rate = _checks.check_fraction("word_dropout", rate)
         self.unk_id = int(unk_id)
         self.protected_ids = tuple(int(i) for i in protected_ids)
         self.seed = seed
@@ -252,7 +253,8 @@ class TextVAE(models._ImageModel):
         embedding_dim: width of the token embedding (shared by encoder and decoder).
         hidden_units: width of the two GRUs.
         word_dropout: share of the decoder's input words replaced by ``<unk>`` in
-            training, in [0, 1) (Bowman et al. 2016); 0 turns it off.
+            training, in [0, 1] (Bowman et al. 2016); 0 turns it off, 1 gives an
+            inputless decoder that reads only the code (and its own position).
         free_bits: nats per latent dimension the KL term gets for free (Kingma et
             al. 2016): the loss charges ``sum_d max(free_bits, KL_d)``, with
             ``KL_d`` averaged over the batch; 0 turns it off.
@@ -278,7 +280,7 @@ class TextVAE(models._ImageModel):
         latent_dim = _checks.check_latent_dim(latent_dim)
         embedding_dim = _checks.check_whole_number("embedding_dim", embedding_dim)
         hidden_units = _checks.check_whole_number("hidden_units", hidden_units)
-        word_dropout = _checks.check_fraction("word_dropout", word_dropout, include_one=False)
+        word_dropout = _checks.check_fraction("word_dropout", word_dropout)
         free_bits = _checks.check_positive("free_bits", free_bits, allow_zero=True)
         beta = _checks.check_positive("beta", beta, allow_zero=True)
         seed = _checks.check_seed(seed)
