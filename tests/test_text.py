@@ -302,14 +302,29 @@ def test_word_dropout_replaces_words_only_in_training():
     words = dropped[:, 1:6]
     share = np.mean(words == sentences.UNK_ID)
     assert 0.45 < share < 0.55 and np.all((words == tokens[:, 1:6]) | (words == sentences.UNK_ID))
-    # At rate 1 every word goes (Bowman's inputless decoder), the protected ids stay.
-    everything = ops.convert_to_numpy(text_models.WordDropout(1.0)(tokens, training=True))
-    assert np.all(everything[:, 1:6] == sentences.UNK_ID)
-    np.testing.assert_array_equal(everything[:, [0, 6, 7]], tokens[:, [0, 6, 7]])
+    # At rate 1 every word goes (Bowman's inputless decoder), in evaluation too; the
+    # protected ids stay.
+    for training in (True, False):
+        everything = ops.convert_to_numpy(text_models.WordDropout(1.0)(tokens, training=training))
+        assert np.all(everything[:, 1:6] == sentences.UNK_ID)
+        np.testing.assert_array_equal(everything[:, [0, 6, 7]], tokens[:, [0, 6, 7]])
     # The model's teacher-forced input goes through it in training only.
     model = small_model(word_dropout=0.5)
     inputs = model.word_dropout_layer(model.decoder_inputs(tokens[:, 1:]), training=True)
     assert np.mean(ops.convert_to_numpy(inputs) == sentences.UNK_ID) > 0.2
+
+
+def test_an_inputless_decoder_decodes_from_unknown_words_only(corpus):
+    tokens = corpus[1].tokens[:4]
+    model = small_model(word_dropout=1.0)
+    codes = model.encode_mean(tokens)
+    # Teacher forcing with any sentence gives the same logits: the words never reach the decoder.
+    shuffled = tokens.copy()
+    shuffled[:, :6] = tokens[:, 5::-1]  # other words, the same padding (every sentence has 6+)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(model.decoder_output(codes, tokens)),
+        ops.convert_to_numpy(model.decoder_output(codes, shuffled)), rtol=1e-6)
+    assert model.decode(codes).shape == (4, sentences.MAX_LENGTH)
 
 
 BAD_TOKENS = [

@@ -175,12 +175,15 @@ class WordDropout(layers.Layer):
 
     Bowman et al. (2016): a decoder that cannot always see the previous word
     has to take more of the sentence from the code. Padding and ``<bos>`` are
-    never replaced. Like :class:`~vae_keras.layers.Sampling`, the layer owns a
+    never replaced. Below rate 1 it acts in training only, as dropout does; at
+    rate 1 it replaces every word always, in evaluation and decoding too (the
+    inputless decoder). Like :class:`~vae_keras.layers.Sampling`, the layer owns a
     ``keras.random.SeedGenerator`` whose state is saved with the model.
 
     Args:
-        rate: share of words replaced, in [0, 1]; 1 leaves the decoder no words at all
-            (Bowman's "inputless" decoder, which must take the sentence from the code).
+        rate: share of words replaced, in [0, 1]; 1 leaves the decoder no words at all,
+            in training and after it (Bowman's "inputless" decoder, which must take the
+            sentence from the code).
         unk_id: the id that replaces them.
         protected_ids: ids left alone (padding, ``<bos>``).
         seed: optional int for the layer's random stream.
@@ -198,9 +201,16 @@ class WordDropout(layers.Layer):
         self.built = True  # no weights; built, so Keras never traces the model to build it
 
     def call(self, tokens, training=False):
-        if not training or self.rate == 0:
+        if self.rate == 0 or (not training and self.rate < 1):
             return tokens
-        dropped = keras.random.uniform(ops.shape(tokens), seed=self.seed_generator) < self.rate
+        if self.rate == 1:
+            # Always, in evaluation and decoding too: a decoder that never saw a word in
+            # training is an inputless decoder, and real words at test time would be inputs
+            # it was never trained on (a first measurement: test -ELBO 16.9 against 12.1 in
+            # training, and a third of its greedy samples ungrammatical).
+            dropped = ops.ones_like(tokens, dtype="bool")
+        else:
+            dropped = keras.random.uniform(ops.shape(tokens), seed=self.seed_generator) < self.rate
         for protected in self.protected_ids:
             dropped = ops.logical_and(dropped, ops.not_equal(tokens, protected))
         return ops.where(dropped, ops.cast(self.unk_id, tokens.dtype), tokens)
@@ -254,7 +264,8 @@ class TextVAE(models._ImageModel):
         hidden_units: width of the two GRUs.
         word_dropout: share of the decoder's input words replaced by ``<unk>`` in
             training, in [0, 1] (Bowman et al. 2016); 0 turns it off, 1 gives an
-            inputless decoder that reads only the code (and its own position).
+            inputless decoder that reads only the code (and its own position), in
+            evaluation and decoding as well.
         free_bits: nats per latent dimension the KL term gets for free (Kingma et
             al. 2016): the loss charges ``sum_d max(free_bits, KL_d)``, with
             ``KL_d`` averaged over the batch; 0 turns it off.
@@ -495,7 +506,8 @@ class TextVAE(models._ImageModel):
         finished = np.zeros(count, bool)
         state = None
         for step in range(self.max_length):
-            logits, state = self.decoder_steps(codes, previous, state)
+            # Through word dropout, which passes words on unless the decoder is inputless.
+            logits, state = self.decoder_steps(codes, self.word_dropout_layer(previous), state)
             logits = ops.convert_to_numpy(logits[:, 0]).astype(np.float64)
             logits[:, [self.pad_id, self.bos_id]] = -np.inf
             if temperature == 0:
