@@ -1,8 +1,9 @@
 """The sentence corpus, its parser, and the text VAE (vae_keras.sentences, vae_keras.text_models).
 
-Small on purpose: a few hundred sentences, a small GRU, one or two epochs. The
-model tests run on whichever backend KERAS_BACKEND names (TensorFlow by default);
-``test_other_backends_smoke`` also runs a short script under JAX and PyTorch.
+Small on purpose: a few hundred sentences, a small GRU, a few epochs. The model
+tests run on whichever backend KERAS_BACKEND names (TensorFlow by default; the
+whole file passes under jax and torch too); ``test_other_backends_smoke`` also
+trains, saves and loads under JAX and PyTorch from a TensorFlow run.
 """
 
 import numpy as np
@@ -200,7 +201,8 @@ def test_shapes_of_every_output(corpus):
     terms = model.compute_loss_terms(ops.convert_to_tensor(tokens))
     assert set(terms) == {"loss", "reconstruction_loss", "kl_loss"}
     # Untrained, the decoder is near uniform: about log(88) nats per counted position.
-    per_position = float(ops.convert_to_numpy(terms["reconstruction_loss"])) / test.lengths[:6].mean()
+    reconstruction = float(ops.convert_to_numpy(terms["reconstruction_loss"]))
+    per_position = reconstruction / test.lengths[:6].mean()
     assert abs(per_position - np.log(VOCABULARY_SIZE)) < 0.5
 
 
@@ -258,7 +260,8 @@ def test_save_and_load_give_identical_outputs(trained, corpus, tmp_path):
     assert isinstance(loaded, vk.TextVAE)
     assert loaded.get_config() == model.get_config()
     np.testing.assert_array_equal(loaded.encode_mean(tokens), model.encode_mean(tokens))
-    np.testing.assert_array_equal(loaded.predict(tokens, verbose=0), model.predict(tokens, verbose=0))
+    np.testing.assert_array_equal(loaded.predict(tokens, verbose=0),
+                                  model.predict(tokens, verbose=0))
     np.testing.assert_array_equal(loaded.sample(6, seed=4, temperature=1.0),
                                   model.sample(6, seed=4, temperature=1.0))
     assert loaded.elbo(tokens, seed=0) == model.elbo(tokens, seed=0)

@@ -300,7 +300,8 @@ class TextVAE(models._ImageModel):
             _checks.check_whole_number(name, value, minimum=0)
             if value >= vocabulary_size:
                 raise ValueError(f"{name}={value} is outside the vocabulary of "
-                                 f"{vocabulary_size} ids; special ids lie in 0..{vocabulary_size - 1}.")
+                                 f"{vocabulary_size} ids; special ids lie in "
+                                 f"0..{vocabulary_size - 1}.")
         if len(set(special.values())) != len(special):
             raise ValueError(f"The special ids must differ, got {special}.")
         # "Images" of the base class are rows of max_length ids; the likelihood is categorical.
@@ -400,7 +401,7 @@ class TextVAE(models._ImageModel):
         return ops.cast(self.output_layer(outputs), "float32"), state
 
     def decoder_output(self, codes, tokens, training=False):
-        """Teacher-forced next-token logits for ``tokens`` given ``codes``; word dropout in training."""
+        """Teacher-forced next-token logits of ``tokens`` from ``codes``, after word dropout."""
         inputs = self.word_dropout_layer(self.decoder_inputs(tokens), training=training)
         return self.decoder_steps(codes, inputs, training=training)[0]
 
@@ -588,7 +589,7 @@ class TextVAE(models._ImageModel):
         return values if per_sentence else float(np.mean(values))
 
     def nll(self, tokens, num_samples=100, batch_size=64, per_sentence=False, seed=None):
-        """Negative log-likelihood estimate ``-log p(x)`` in nats, from the importance-weighted bound.
+        """Negative log-likelihood estimate ``-log p(x)`` in nats, from the importance weights.
 
         ``log p(x) >= log (1/K) sum_k p(x, z_k) / q(z_k | x)`` (Burda et al. 2015),
         computed with log-sum-exp; it is at least the ELBO in expectation and
