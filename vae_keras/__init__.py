@@ -22,6 +22,8 @@ The pieces, one module each:
 - ``runs``: resumable training runs (what ``vae-keras train`` does), checkpoints.
 - ``sprites``: binary sprite images made from known factors (shape, scale, rotation, x, y).
 - ``disentanglement``: MIG and FactorVAE scores, active units, KL per dimension.
+- ``sentences``: a corpus generated from a grammar with known factors, and its parser.
+- ``text_models``: :class:`TextVAE`, a GRU sentence VAE (word dropout, free bits).
 """
 
 import importlib
@@ -39,10 +41,12 @@ __version__ = "0.1.0"
 # are in place before a `.keras` file is loaded through keras.saving.
 _MODULES = ("aggregate", "applications", "architectures", "autodiff", "callbacks", "conditional",
             "course", "data", "disentanglement", "evaluation", "latent", "losses", "model_base",
-            "performance", "plotting", "quality", "runs", "settings", "sprites")
+            "performance", "plotting", "quality", "runs", "sentences", "settings", "sprites",
+            "text_models")
 _LIGHT_MODULES = ("course", "settings")  # no TensorFlow (course.setup loads it, quietly)
 _NAMES = {
     "VAE": "models", "Autoencoder": "models", "ConditionalVAE": "conditional",
+    "TextVAE": "text_models",
     "Sampling": "layers", "KLWarmup": "callbacks", "CyclicalKLAnnealing": "callbacks",
     "NonFiniteLossGuard": "callbacks", "TimeBudget": "callbacks",
     "build_encoder": "architectures", "build_decoder": "architectures",
