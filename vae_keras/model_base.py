@@ -387,13 +387,13 @@ def set_prior(model, prior):
     old = getattr(model, "prior", None)
     if prior is old:
         return
+    prior.bind(model)  # first: a VampPrior makes its pseudo-inputs here
     optimizer = getattr(model, "optimizer", None)
     if prior.trainable_weights and optimizer is not None and getattr(optimizer, "built", False):
         raise ValueError(
             f"A {type(prior).__name__} has trainable weights, and this model's optimizer was "
             f"built without them. Give the prior when the model is made: "
             f"VAE(..., prior=vk.priors.{type(prior).__name__}(...)).")
-    prior.bind(model)
     tracker = getattr(model, "_tracker", None)  # Keras's record of the model's sub-layers
     if old is not None and tracker is not None and hasattr(tracker, "untrack"):
         tracker.untrack(old)  # else the old prior's weights would stay among the model's
