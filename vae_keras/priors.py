@@ -492,6 +492,17 @@ def parse(text):
     return GaussianMixture(count) if kind == "mixture" else VampPrior(count)
 
 
+def describe(prior):
+    """A prior's command-line name: ``"normal"``, ``"mixture:50"``, ``"vamp:500"`` (else its class)."""
+    if isinstance(prior, StandardNormal):
+        return "normal"
+    if isinstance(prior, GaussianMixture):
+        return f"mixture:{prior.num_components}"
+    if isinstance(prior, VampPrior):
+        return f"vamp:{prior.num_components}"
+    return type(prior).__name__
+
+
 def as_prior(prior, latent_dim=None):
     """A prior object from what ``prior=`` arguments accept; None stays None.
 
