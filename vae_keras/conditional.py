@@ -4,7 +4,8 @@ The model of Kingma et al. (2014, the M2 model with every label given) and Sohn
 et al. (2015): the encoder is ``q(z | x, y)``, the decoder ``p(x | z, y)``, and the
 prior ``p(z)`` is the same whatever the label: ``N(0, I)`` by default, or a Gaussian
 mixture fitted after training (``cvae.fit_prior_mixture(images, labels)``), kept in
-the model as a VAE's is (a VampPrior's pseudo-inputs carry no label, so it is refused). The conditional ELBO
+the model as a VAE's is (a VampPrior's pseudo-inputs carry no label: it is refused).
+The conditional ELBO, with the standard normal,
 
 ``log p(x | y) >= E_q(z|x,y)[log p(x | z, y)] - KL(q(z | x, y) || N(0, I))``
 
@@ -245,7 +246,7 @@ class ConditionalVAE(models.VAE):
         return self.decode(codes, labels, batch_size=batch_size)
 
     def sample(self, num_samples, labels=None, seed=None, batch_size=256):
-        """Draw images of chosen classes: codes from the prior (``cvae.prior``), decoded under ``labels``.
+        """Draw images of chosen classes: codes from ``cvae.prior``, decoded under ``labels``.
 
         Args:
             num_samples: how many images, >= 1.

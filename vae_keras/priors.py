@@ -88,7 +88,7 @@ class Prior(keras.layers.Layer):
         """Check that this prior fits ``model``'s codes (and images); take its sizes if unset.
 
         Called by the VAE when the prior is given to it (``VAE(prior=...)`` or
-        ``vae.prior = ...``).
+        ``vae.set_prior(...)``).
 
         Raises:
             ValueError: a prior for codes of another size than ``model.latent_dim``.
@@ -118,7 +118,7 @@ class Prior(keras.layers.Layer):
         return losses.diagonal_gaussian_log_prob(z, z_mean, z_log_var) - self.log_prob(z)
 
     def monte_carlo_kl(self, z_mean, z_log_var, num_samples=100, seed=None):
-        """``KL(q(z | x) || p(z))`` per example, averaged over ``num_samples`` codes from each posterior.
+        """``KL(q(z | x) || p(z))`` per example, averaged over ``num_samples`` codes per posterior.
 
         The estimate :meth:`kl` makes with one code, made with many: for the standard
         normal it converges to the closed form (tested), for the other priors it is
@@ -169,7 +169,7 @@ class StandardNormal(Prior):
     has_closed_form_kl = True
 
     def log_prob(self, z):
-        """``log N(z; 0, I)`` summed over the last axis (:func:`vae_keras.losses.standard_normal_log_prob`)."""
+        """``log N(z; 0, I)`` summed over the last axis (``losses.standard_normal_log_prob``)."""
         return losses.standard_normal_log_prob(z)
 
     def sample(self, num_samples, seed=None):
@@ -493,7 +493,7 @@ def parse(text):
 
 
 def describe(prior):
-    """A prior's command-line name: ``"normal"``, ``"mixture:50"``, ``"vamp:500"`` (else its class)."""
+    """A prior's command-line name: ``"normal"``, ``"mixture:50"``, ``"vamp:500"``, or its class."""
     if isinstance(prior, StandardNormal):
         return "normal"
     if isinstance(prior, GaussianMixture):

@@ -117,7 +117,7 @@ def check_number(name, value, whole, lowest, inclusive=True):
 
 
 def parse_prior(text):
-    """``--prior``'s text as ``(kind, K)``: ``("normal", None)``, ``("mixture", 50)``, ``("vamp", 500)``.
+    """``--prior``'s text as ``(kind, K)``: ``("normal", None)``, ``("mixture", 50)``...
 
     Raises:
         ValueError: text of another form, naming the forms that work.
