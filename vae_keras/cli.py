@@ -94,7 +94,7 @@ def _observation_scale(text):
 
 
 def _parsed(parse, name):
-    """An argparse ``type=`` from a parser in :mod:`vae_keras.settings`; its ValueError, one line."""
+    """An argparse ``type=`` from a parser in :mod:`vae_keras.settings`; a ValueError: one line."""
     def convert(text):
         try:
             return parse(text)
