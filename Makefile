@@ -53,7 +53,7 @@ notebooks: setup
 JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
 BACKEND_TESTS := tests/test_models.py tests/test_layers.py tests/test_losses.py tests/test_aggregate.py \
-	tests/test_callbacks.py tests/test_evaluation.py tests/test_conditional.py
+	tests/test_callbacks.py tests/test_evaluation.py tests/test_conditional.py tests/test_priors.py
 
 $(BIN)/.backends: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" "torch==$(TORCH_VERSION)"

@@ -10,8 +10,16 @@ per image.
 A row with a mixture (``mixture``, ``iwae_k2_mixture``, ``deep_warmup_mixture``,
 the recommended one) stops training one minute early, fits a Gaussian mixture to
 one code drawn from each training image's posterior (an ex-post learned prior,
-notebook 10) and evaluates the bound with it in place of ``N(0, I)``: the
-likelihood of the model that ``vae.sample(n, prior=mixture)`` samples from.
+notebook 10) with ``vae.fit_prior_mixture``, the code ``vae-keras train --prior
+mixture:50`` runs, and evaluates the bound with the model's prior, now the mixture:
+the likelihood of the model that ``vae.sample(n)`` then samples from.
+
+The recommended row as one command of the package (the same network, warm-up,
+cosine budget and mixture; its training budget is the row's minus the minute kept
+for the mixture's fit, and it holds out no validation images)::
+
+    vae-keras train --latent-dim 32 --hidden-units 512,256,256 --warmup-epochs 5 \
+        --time-budget 9 --prior mixture:50 --validation-size 0
 
 Training uses all 60,000 training images of the original files (the loader
 checks their MD5 sums and warns if a copy differs).
@@ -114,8 +122,8 @@ def logits_of(decoder):
 def train(name, images, minutes, seed):
     """Train configuration ``name`` for ``minutes``.
 
-    Returns the model to evaluate, its TimeBudget, and the prior to evaluate it
-    with (None for N(0, I); a fitted mixture for a ``mixture_components`` row).
+    Returns the model to evaluate (with its prior: N(0, I), or for a
+    ``mixture_components`` row the mixture fitted to it) and its TimeBudget.
     """
     keras.utils.set_random_seed(seed)
     if name == "reference":
@@ -123,7 +131,7 @@ def train(name, images, minutes, seed):
         model = reference_vae.build_reference()
         model.fit(images, epochs=100_000, batch_size=reference_vae.BATCH_SIZE, verbose=0,
                   callbacks=[budget])
-        return vk.VAE(model.encoder, logits_of(model.decoder)), budget, None
+        return vk.VAE(model.encoder, logits_of(model.decoder)), budget
     config = CONFIGS[name]
     components = config.get("mixture_components")
     training_minutes = minutes - MIXTURE_RESERVE_MINUTES if components else minutes
@@ -137,13 +145,12 @@ def train(name, images, minutes, seed):
               epochs=100_000, verbose=0, callbacks=callbacks)
     if components:
         started = time.perf_counter()
-        codes = vk.aggregate.draw_posterior_codes(*model.encode(images), seed=seed)
-        prior = vk.aggregate.fit_code_mixture(codes, components, seed=seed)
+        # The fit of `vae-keras train --prior mixture:50`: one code per posterior, then EM.
+        model.fit_prior_mixture(images, components, seed=seed)
         fit_seconds = time.perf_counter() - started
         budget.seconds += fit_seconds  # the fit counts as training time
         print(f"{name}: mixture of {components} fitted in {fit_seconds:.0f} s", flush=True)
-        return model, budget, prior
-    return model, budget, None
+    return model, budget
 
 
 def main():
@@ -180,10 +187,13 @@ def main():
             folder = pathlib.Path(args.evaluate_saved)
             model = keras.saving.load_model(folder / f"{name}.keras")
             trained = json.loads((folder / f"{name}.json").read_text())
+            # Models saved before the mixture was part of the model kept it beside them.
             mixture_file = folder / f"{name}.mixture.pkl"
-            prior = pickle.loads(mixture_file.read_bytes()) if mixture_file.exists() else None
+            if mixture_file.exists():
+                model.set_prior(vk.priors.GaussianMixture.from_sklearn(
+                    pickle.loads(mixture_file.read_bytes())))
         else:
-            model, budget, prior = train(name, x_train, args.minutes, args.seed)
+            model, budget = train(name, x_train, args.minutes, args.seed)
             trained = {"epochs": budget.epochs, "seconds": budget.seconds,
                        "images_per_second": budget.epochs * len(x_train) / budget.seconds}
             print(f"{name}: {budget.epochs} epochs in {budget.seconds:.0f} s "
@@ -191,21 +201,15 @@ def main():
             if args.save:
                 folder = pathlib.Path(args.save)
                 folder.mkdir(parents=True, exist_ok=True)
-                model.save(folder / f"{name}.keras")
+                model.save(folder / f"{name}.keras")  # with its prior
                 (folder / f"{name}.json").write_text(json.dumps(trained))
-                if prior is not None:
-                    (folder / f"{name}.mixture.pkl").write_bytes(pickle.dumps(prior))
             if args.train_only:
                 continue
         started = time.perf_counter()
-        nll = vk.evaluation.negative_log_likelihood(model, test, num_samples=args.samples, seed=0,
-                                                    prior=prior)
+        nll = vk.evaluation.negative_log_likelihood(model, test, num_samples=args.samples, seed=0)
         eval_seconds = time.perf_counter() - started
-        if prior is None:
-            elbo = model.elbo(test, seed=0)
-        else:  # the ELBO of g(z) p(x|z): the K = 1 bound, with a sampled KL
-            elbo = float(vk.evaluation.importance_weighted_log_likelihood(
-                model, test, num_samples=1, seed=0, prior=prior).mean())
+        # With a mixture prior, the ELBO of g(z) p(x|z), its KL term sampled at the drawn code.
+        elbo = model.elbo(test, seed=0)
         eval_gflops = decoder_flops(model.decoder) * args.samples * len(test) / eval_seconds / 1e9
         # Latent dimensions the model uses (Burda et al.'s active units, on the test images).
         active = int(vk.aggregate.code_statistics(*model.encode(test))["active"].sum())

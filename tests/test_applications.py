@@ -274,3 +274,31 @@ def test_denoise_rejects_bad_arguments(trained_toy_vae):
         applications.denoise(object(), images)
     with pytest.raises(ValueError, match="noisy_images"):
         applications.denoise(model, images * 3)
+
+
+def test_compression_and_denoising_use_the_models_prior():
+    import keras
+
+    import vae_keras as vk
+    from conftest import TOY_SHAPE
+
+    keras.utils.set_random_seed(0)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,))
+    images = vk.data.binarize(make_bar_images(40, seed=1), seed=0)
+    model.fit_prior_mixture(images, num_components=3, seed=0)
+    # No closed form for a mixture: the rate is its Monte Carlo estimate, and the total is
+    # still the negative ELBO under the model's prior.
+    result = applications.compression_bits(model, images[:16], seed=0)
+    z_mean, z_log_var = model.encode(images[:16])
+    np.testing.assert_allclose(
+        result["rate_bits"] * math.log(2),
+        model.prior.monte_carlo_kl(z_mean, z_log_var, num_samples=64, seed=0), rtol=1e-5)
+    np.testing.assert_allclose(result["total_bits"] * math.log(2),
+                               -model.elbo(images[:16], per_image=True, seed=0), rtol=1e-5)
+    # Denoising maximizes log p(x|z) + log p(z): with a weak likelihood (large noise_std) the
+    # prior decides, so the mixture and the standard normal give different images.
+    noisy = applications.add_salt_and_pepper(images[:8], 0.1, seed=0)
+    under_mixture = applications.denoise(model, noisy, noise_std=3.0, steps=30)
+    model.set_prior(vk.priors.StandardNormal())
+    under_normal = applications.denoise(model, noisy, noise_std=3.0, steps=30)
+    assert np.abs(under_mixture - under_normal).max() > 1e-3

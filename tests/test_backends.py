@@ -1,5 +1,7 @@
 """One model on every Keras 3 backend: a file saved under one loads under the others.
 
+With its prior: the files include a model with a fitted mixture and one with a VampPrior.
+
 Each backend runs in its own process (Keras picks its backend once, at import). A
 process per backend trains a small VAE and saves it; then a process per backend
 loads every saved file and reports its codes and its bounds, computed with the same
@@ -38,6 +40,14 @@ vae.compile(optimizer=keras.optimizers.Adam(3e-3))
 vae.fit(vk.make_dataset(images, 64, binarize=True, seed=0), epochs=2, verbose=0,
         callbacks=[vk.KLWarmup(warmup_epochs=1)])
 vae.save({path!r})
+# The priors travel too: a mixture fitted after training, a VampPrior trained with the model.
+vae.fit_prior_mixture(images, num_components=3, seed=0)
+vae.save({mixture_path!r})
+vamp = vk.VAE(latent_dim=2, image_shape=(8, 8, 1), hidden_units=(16,), seed=3,
+              prior=vk.priors.VampPrior(4, seed=0))
+vamp.compile(optimizer=keras.optimizers.Adam(3e-3))
+vamp.fit(images, epochs=1, batch_size=64, verbose=0)
+vamp.save({vamp_path!r})
 conditional = vk.ConditionalVAE(latent_dim=2, num_classes=3, image_shape=(8, 8, 1),
                                 hidden_units=(16,), seed=3)
 conditional.compile()
@@ -81,10 +91,13 @@ def _run(backend, script):
 @pytest.mark.skipif(len(BACKENDS) < 2, reason="needs at least two Keras backends installed")
 def test_a_file_saved_under_one_backend_gives_the_same_codes_and_bounds_under_every_other(tmp_path):
     tests = str(ROOT / "tests")
-    paths = {b: str(tmp_path / f"vae-{b}.keras") for b in BACKENDS}
+    paths = {f"{kind}-{b}": str(tmp_path / f"{kind}-{b}.keras")
+             for b in BACKENDS for kind in ["vae", "mixture", "vamp"]}
     conditional_paths = {b: str(tmp_path / f"cvae-{b}.keras") for b in BACKENDS}
     for backend in BACKENDS:
-        _run(backend, SAVE.format(tests=tests, path=paths[backend],
+        _run(backend, SAVE.format(tests=tests, path=paths[f"vae-{backend}"],
+                                  mixture_path=paths[f"mixture-{backend}"],
+                                  vamp_path=paths[f"vamp-{backend}"],
                                   conditional_path=conditional_paths[backend]))
     reports = {}
     for backend in BACKENDS:

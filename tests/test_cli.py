@@ -46,6 +46,82 @@ def test_train_writes_model_metrics_and_figures_then_evaluate_and_sample(fake_da
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
+def test_a_mixture_prior_is_fitted_after_training_saved_and_used_by_evaluate_and_sample(
+        fake_data_dir, tmp_path, capsys):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--data-dir", str(fake_data_dir), "--latent-dim", "2",
+                     "--hidden-units", "16,8", "--prior", "mixture:3", "--output", str(output)]
+                    + QUICK) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["settings"]["prior"] == "mixture:3"
+    assert metrics["settings"]["hidden_units"] == [16, 8]
+    assert metrics["test"]["prior"] == "mixture:3" and metrics["prior_fit_seconds"] >= 0
+    model = vk.runs.load_model(output / "model.keras")
+    assert isinstance(model.prior, vk.priors.GaussianMixture) and model.prior.num_components == 3
+    assert [layer.units for layer in model.encoder.layers if type(layer).__name__ == "Dense"][:2] \
+        == [16, 8]
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(output / "model.keras"), "--data-dir", str(fake_data_dir),
+                     "--iwae-samples", "5", "--test-size", "20"]) == 0
+    assert "prior: mixture:3" in capsys.readouterr().out
+    assert cli.main(["sample", str(output / "model.keras"), "--num-samples", "4",
+                     "--output", str(tmp_path / "s.png")]) == 0
+    np.testing.assert_allclose(model.sample(4, seed=0),
+                               model.decode(model.prior.sample(4, seed=0)), atol=1e-6)
+
+
+def test_a_vamp_prior_run_builds_a_model_whose_pseudo_inputs_train():
+    settings = run_settings.RunSettings(latent_dim=2, hidden_units=[8], prior="vamp:4")
+    model = vk.runs.build_model(settings)
+    assert isinstance(model.prior, vk.priors.VampPrior) and model.prior.num_components == 4
+    assert any(w is model.prior.pseudo_inputs_variable for w in model.trainable_weights)
+    with pytest.raises(ValueError, match="--conditional"):
+        run_settings.RunSettings(prior="vamp:4", conditional=True).check()
+
+
+def test_the_recommended_configuration_is_one_command_and_the_benchmarks_row():
+    import importlib.util
+
+    args = cli._build_parser().parse_args(["train", *run_settings.RECOMMENDED_TRAIN_ARGS])
+    settings = run_settings.RunSettings(
+        **{name: value for name, value in vars(args).items() if name in cli._FIELDS})
+    settings.check()
+    spec = importlib.util.spec_from_file_location(
+        "likelihood_benchmark", REPO_ROOT / "benchmarks" / "likelihood.py")
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        benchmark = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(benchmark)
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    row = benchmark.CONFIGS["recommended"]
+    assert row is benchmark.CONFIGS["deep_warmup_mixture"]
+    assert (settings.latent_dim, settings.architecture, tuple(settings.hidden_units)) == (
+        row["model"]["latent_dim"], row["model"]["architecture"], row["model"]["hidden_units"])
+    assert (settings.batch_size, settings.learning_rate, settings.warmup_epochs) == (
+        row["batch_size"], row["learning_rate"], row["warmup_epochs"])
+    assert settings.prior == f"mixture:{row['mixture_components']}"
+    assert row["anneal"] == "cosine" and settings.time_budget  # a budget run decays by cosine
+    assert settings.time_budget == 10 - benchmark.MIXTURE_RESERVE_MINUTES
+    assert settings.validation_size == 0  # the benchmark trains on all training images
+    command = " ".join(run_settings.RECOMMENDED_TRAIN_ARGS)
+    for path in ["README.md", "benchmarks/likelihood.py", "vae_keras/cli.py"]:
+        text = " ".join((REPO_ROOT / path).read_text().replace("\\", " ").split())
+        assert command in text, path
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--prior", "gauss"], "--prior: prior='gauss' (--prior) is not understood"),
+    (["train", "--prior", "mixture:0"], "K must be >= 1"),
+    (["train", "--hidden-units", "512,,256"], "--hidden-units: hidden units"),
+    (["train", "--hidden-units", "0"], "whole numbers >= 1"),
+])
+def test_bad_prior_and_hidden_units_are_refused_with_one_line(arguments, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(arguments)
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_ctrl_c_keeps_the_best_model_so_far(fake_data_dir, tmp_path, monkeypatch, capsys):
     press_ctrl_c_at_end_of_second_epoch(monkeypatch)
     output = tmp_path / "run"

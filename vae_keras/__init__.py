@@ -5,6 +5,7 @@ The pieces, one module each:
 - ``layers``: :class:`Sampling`, the reparameterization trick.
 - ``architectures``: dense and convolutional encoder/decoder builders.
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
+- ``priors``: the VAE's prior p(z), saved with it: standard normal, Gaussian mixture, VampPrior.
 - ``course``: the notebooks' instruments: a quiet start, recorded values, seed tables.
 - ``settings``: a training run's settings and their checks (no TensorFlow needed).
 - ``conditional``: :class:`ConditionalVAE`, a VAE that draws a chosen class.
@@ -41,8 +42,8 @@ __version__ = "0.1.0"
 # are in place before a `.keras` file is loaded through keras.saving.
 _MODULES = ("aggregate", "applications", "architectures", "autodiff", "callbacks", "conditional",
             "course", "data", "disentanglement", "evaluation", "latent", "losses", "model_base",
-            "performance", "plotting", "quality", "runs", "sentences", "settings", "sprites",
-            "text_models")
+            "performance", "plotting", "priors", "quality", "runs", "sentences", "settings",
+            "sprites", "text_models")
 _LIGHT_MODULES = ("course", "settings")  # no TensorFlow (course.setup loads it, quietly)
 _NAMES = {
     "VAE": "models", "Autoencoder": "models", "ConditionalVAE": "conditional",

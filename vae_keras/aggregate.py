@@ -24,7 +24,10 @@ function here:
   2020) with scikit-learn; ``VAE.sample(n, prior=mixture)`` then decodes codes
   drawn from it, through :func:`draw_codes`, and
   ``importance_weighted_log_likelihood(..., prior=mixture)`` bounds the
-  likelihood of that sampler, through :func:`mixture_parameters`.
+  likelihood of that sampler, through :func:`mixture_parameters`. To keep the
+  mixture in the model (saved with it, and used by ``sample``, ``elbo`` and ``nll``
+  without ``prior=``), ``vae.fit_prior_mixture(x_train)`` stores it as a
+  :class:`vae_keras.priors.GaussianMixture`.
 
 Codes are NumPy arrays of shape ``(n, latent_dim)``; posteriors are given by
 the encoder's ``(z_mean, z_log_var)``, as ``VAE.encode`` returns them.
@@ -266,9 +269,11 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
     decoder works. A Gaussian mixture fitted to them (scikit-learn's
     ``GaussianMixture``, by EM) is a density that follows those clusters
     instead of the round prior; ``vae.sample(n, prior=mixture)`` decodes codes
-    drawn from it. The mixture is not part of the model: its ELBO and NLL
-    still refer to ``N(0, I)``; ``vae.nll(images, prior=mixture)`` bounds the
-    likelihood of the sampler ``g(z) p(x | z)`` instead.
+    drawn from it. This scikit-learn object is not part of the model: its ELBO
+    and NLL still refer to the model's prior; ``vae.nll(images, prior=mixture)``
+    bounds the likelihood of the sampler ``g(z) p(x | z)`` instead. To make it the
+    model's prior, saved with it: ``vae.set_prior(vk.priors.GaussianMixture.from_sklearn(
+    mixture))``, or ``vae.fit_prior_mixture(x_train)`` in one step.
 
     Args:
         codes: the training codes, ``(n, latent_dim)``, at least ``num_components`` of them:

@@ -245,10 +245,12 @@ def denoise(model, noisy_images, noise_std=0.3, steps=100, learning_rate=0.05,
     ``model.reconstruct(noisy)`` trusts the encoder, which was trained on clean
     images only and guesses poorly for a noisy one. Here the encoder's guess is
     only the starting point: with the decoder's mean image ``m(z)`` and the
-    prior ``p(z) = N(0, I)``, each image's code is moved by ``steps`` Adam steps
-    to minimize
+    model's prior ``p(z)`` (``model.prior``; ``N(0, I)`` by default), each image's
+    code is moved by ``steps`` Adam steps to minimize
 
-    ``||x_noisy - m(z)||^2 / (2 noise_std^2) + ||z||^2 / 2``,
+    ``||x_noisy - m(z)||^2 / (2 noise_std^2) - log p(z)``
+
+    (``+ ||z||^2 / 2`` up to a constant for ``N(0, I)``),
 
     i.e. to maximize ``log p(x_noisy | z) + log p(z)`` when the noise is Gaussian
     with standard deviation ``noise_std``. The decoded image of that code is the
@@ -292,7 +294,7 @@ def denoise(model, noisy_images, noise_std=0.3, steps=100, learning_rate=0.05,
             with tf.GradientTape() as tape:
                 mean = model.mean_images(model.decoder_output(code))
                 objective = (weight * tf.reduce_sum(tf.square(target - mean))
-                             + 0.5 * tf.reduce_sum(tf.square(code)))
+                             - tf.reduce_sum(model.prior.log_prob(code)))
             optimizer.apply([tape.gradient(objective, code)], [code])
 
         for _ in range(int(steps)):
@@ -384,7 +386,9 @@ def compression_bits(model, images, seed=None, batch_size=500):
 
     ``-ELBO(x) = KL(q(z|x) || p(z)) + E_q[-log p(x|z)]``:
 
-    - ``rate_bits``: the KL in bits, the cost of the code (:func:`code_length_bits`);
+    - ``rate_bits``: the KL in bits, the cost of the code (:func:`code_length_bits`
+      for ``N(0, I)``; for another prior, ``model.prior``, its Monte Carlo estimate with
+      64 codes per image, :meth:`vae_keras.priors.Prior.monte_carlo_kl`);
     - ``distortion_bits``: ``-log2 p(x|z)`` for one sampled ``z``, the extra bits
       that would make the reconstruction lossless (the residual, coded with the
       decoder's pixel probabilities);
@@ -411,6 +415,10 @@ def compression_bits(model, images, seed=None, batch_size=500):
     total_nats = -evaluation.elbo_per_image(model, images, batch_size=batch_size,
                                             seed=_checks.check_seed(seed))
     z_mean, z_log_var = model.encode(images, batch_size=batch_size)
-    rate = code_length_bits(z_mean, z_log_var)
+    prior = getattr(model, "prior", None)
+    if prior is None or prior.has_closed_form_kl:
+        rate = code_length_bits(z_mean, z_log_var)
+    else:
+        rate = prior.monte_carlo_kl(z_mean, z_log_var, num_samples=64, seed=seed) / LOG_2
     total = total_nats / LOG_2
     return {"rate_bits": rate, "distortion_bits": total - rate, "total_bits": total}

@@ -4,7 +4,14 @@ This module parses and prints; the work is done by the library. ``train`` runs
 :func:`vae_keras.runs.train` (a resumable run: model, checkpoints, metrics and
 figures in an output folder; see :mod:`vae_keras.runs`), ``evaluate`` reports
 a saved model's test ELBO and importance-weighted NLL, ``sample`` draws a grid
-of images from the prior. ``train --conditional`` trains a
+of images from the prior; both use the prior saved in the model (``train --prior
+mixture:50`` fits one after training, ``--prior vamp:500`` trains one). The README's
+recommended configuration is one command::
+
+    vae-keras train --latent-dim 32 --hidden-units 512,256,256 --warmup-epochs 5 \
+        --time-budget 9 --prior mixture:50 --validation-size 0
+
+``train --conditional`` trains a
 :class:`~vae_keras.ConditionalVAE`, from which ``sample --label 7`` draws a chosen digit.
 
 ``--help`` and a bad argument answer at once: the parser is built from
@@ -86,6 +93,24 @@ def _observation_scale(text):
     return value
 
 
+def _parsed(parse, name):
+    """An argparse ``type=`` from a parser in :mod:`vae_keras.settings`; a ValueError: one line."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = name  # how argparse names the type
+    return convert
+
+
+def _prior_text(text):
+    """``--prior``: checked, and kept as the text (``metrics.json`` records it)."""
+    run_settings.parse_prior(text)
+    return text.strip().lower()
+
+
 def _add_data_arguments(parser, defaults):
     parser.add_argument("--dataset", choices=list(run_settings.DATASETS), help="which dataset",
                         **defaults("mnist"))
@@ -108,6 +133,14 @@ def _add_train_parser(commands):
     train.add_argument("--architecture", choices=list(run_settings.ARCHITECTURES),
                        help="encoder and decoder")
     train.add_argument("--latent-dim", type=_setting("latent_dim"), help="code size")
+    train.add_argument("--hidden-units", type=_parsed(run_settings.parse_hidden_units, "widths"),
+                       help="widths of the dense layers, comma-separated, e.g. 512,256,256 "
+                            "(default: the architecture's)")
+    train.add_argument("--prior", type=_parsed(_prior_text, "prior"),
+                       help="p(z): normal; mixture:K, K Gaussians fitted by EM to the training "
+                            "images' codes after training and saved in model.keras (evaluate "
+                            "and sample use it); or vamp:K, a VampPrior of K pseudo-inputs "
+                            "trained with the model")
     train.add_argument("--likelihood", choices=list(run_settings.LIKELIHOODS),
                        help="p(x | z): bernoulli for binarized images, gaussian for grey levels")
     train.add_argument("--observation-scale", type=_observation_scale,
@@ -198,7 +231,8 @@ def _build_parser():
     evaluate.add_argument("--json", default=None,
                           help="also write the results to this file (default: print only)")
 
-    sample = commands.add_parser("sample", help="a PNG grid of images drawn from the prior",
+    sample = commands.add_parser("sample", help="a PNG grid of images drawn from the model's "
+                                                "saved prior",
                                  formatter_class=_HelpFormatter)
     sample.add_argument("model", help="path to a .keras file written by train")
     sample.add_argument("--num-samples", type=_number(True, 1), default=64,

@@ -2,7 +2,10 @@
 
 The model of Kingma et al. (2014, the M2 model with every label given) and Sohn
 et al. (2015): the encoder is ``q(z | x, y)``, the decoder ``p(x | z, y)``, and the
-prior stays ``p(z) = N(0, I)`` whatever the label. The conditional ELBO
+prior ``p(z)`` is the same whatever the label: ``N(0, I)`` by default, or a Gaussian
+mixture fitted after training (``cvae.fit_prior_mixture(images, labels)``), kept in
+the model as a VAE's is (a VampPrior's pseudo-inputs carry no label: it is refused).
+The conditional ELBO, with the standard normal,
 
 ``log p(x | y) >= E_q(z|x,y)[log p(x | z, y)] - KL(q(z | x, y) || N(0, I))``
 
@@ -21,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, aggregate, architectures, evaluation, models
+from vae_keras import _checks, architectures, evaluation, model_base, models
 
 
 def _label_input_width(model, name):
@@ -243,7 +246,7 @@ class ConditionalVAE(models.VAE):
         return self.decode(codes, labels, batch_size=batch_size)
 
     def sample(self, num_samples, labels=None, seed=None, batch_size=256):
-        """Draw images of chosen classes: codes from ``N(0, I)``, decoded under ``labels``.
+        """Draw images of chosen classes: codes from ``cvae.prior``, decoded under ``labels``.
 
         Args:
             num_samples: how many images, >= 1.
@@ -256,8 +259,22 @@ class ConditionalVAE(models.VAE):
         """
         num_samples = _checks.check_whole_number("num_samples", num_samples)
         labels = self._labels_for(labels, num_samples)
-        codes = aggregate.draw_codes(None, num_samples, self.latent_dim, seed=seed)
+        codes = model_base.draw_prior_codes(self, None, num_samples, seed)
         return self.decode(codes, labels, batch_size=batch_size)
+
+    def fit_prior_mixture(self, images, labels, num_components=50, covariance_type="full",
+                          seed=None, batch_size=256):
+        """Fit a Gaussian mixture to codes drawn from ``q(z | x, y)`` and make it the prior.
+
+        As :meth:`vae_keras.VAE.fit_prior_mixture`, with the images' labels.
+
+        Returns:
+            The fitted :class:`~vae_keras.priors.GaussianMixture`, now ``self.prior``.
+        """
+        codes = model_base.posterior_codes(self.encode(images, labels, batch_size=batch_size),
+                                           seed)
+        return super().fit_prior_mixture(codes=codes, num_components=num_components,
+                                         covariance_type=covariance_type, seed=seed)
 
     def elbo(self, images, labels, batch_size=500, per_image=False, seed=None):
         """The conditional ELBO, a lower bound on ``log p(x | y)``, in nats."""

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import _checks, _quiet_import, aggregate, losses
+from vae_keras import _checks, _quiet_import, losses, priors
 
 # Compiled evaluation functions, one set per model. The functions reach the model
 # through a weak reference: a value that held the model itself would keep its
@@ -160,6 +160,8 @@ def _compiled_functions(model, precision="float32"):
     if keras.backend.backend() != "tensorflow":
         return _plain_functions(model, precision)
     functions = _COMPILED.setdefault(model, {}).get(precision)
+    if functions is not None and functions["prior"] is not model.prior:
+        functions = None  # traced with the prior the model had then: trace again with its own
     if functions is not None:
         if functions["decoder"] is not None:  # the model may have trained since the copy
             functions["decoder"].set_weights(model.decoder.get_weights())
@@ -182,7 +184,8 @@ def _compiled_functions(model, precision="float32"):
         # chunk by chunk inside the graph, and their log-mean-exp is accumulated as a
         # running (max, sum of exp) pair, so no log weight leaves the graph and
         # memory holds one chunk's activations whatever K is. prior_parameters is
-        # None for N(0, I), or a Gaussian mixture's arrays (aggregate.mixture_parameters).
+        # None for the model's own prior, or the arrays of a Gaussian mixture that
+        # replaces it (aggregate.mixture_parameters).
         model = model_ref()
         prior = {} if prior_parameters is None else {
             "prior_log_prob": lambda z: losses.gaussian_mixture_log_prob(z, *prior_parameters)}
@@ -202,7 +205,7 @@ def _compiled_functions(model, precision="float32"):
         return running_max + tf.math.log(running_sum) - tf.math.log(
             tf.cast(num_samples, tf.float32))
 
-    functions = {"elbo": elbo, "bound": bound, "decoder": decoder}
+    functions = {"elbo": elbo, "bound": bound, "decoder": decoder, "prior": model.prior}
     _COMPILED[model][precision] = functions
     return functions
 
@@ -242,7 +245,9 @@ def elbo_per_image(model, images, batch_size=500, seed=None, labels=None):
     """The ELBO of each image in nats: ``log p(x|z) - KL(q(z|x) || p(z))``.
 
     One posterior sample ``z`` per image for the reconstruction term (an unbiased
-    estimate) and the closed-form KL, as in training with ``beta = 1``.
+    estimate) and the model's KL term, as in training with ``beta = 1``: closed-form
+    for ``N(0, I)``, the one-sample ``log q(z|x) - log p(z)`` at the same ``z`` for
+    another prior (``model.prior``).
 
     Args:
         model: a trained :class:`vae_keras.VAE`.
@@ -292,12 +297,15 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
             decoder that computes in bfloat16 (weights, likelihood and the bound
             stay float32). On a CPU with AVX512-BF16 its matmuls run about twice
             as fast; the README's benchmark says what it does to the estimate.
-        prior: optional fitted scikit-learn ``GaussianMixture`` over the codes
-            (:func:`vae_keras.aggregate.fit_code_mixture`) to use as ``p(z)`` in
-            place of ``N(0, I)``: the estimate is then of the model ``g(z) p(x|z)``
-            that ``vae.sample(n, prior=mixture)`` samples from. With a mixture
-            fitted to codes drawn from ``q(z | x)`` of the training images it is
-            an ex-post learned prior, and the bound can rise.
+        prior: optional ``p(z)`` in place of the model's own prior (``model.prior``,
+            which is used otherwise): a :class:`vae_keras.priors.GaussianMixture`, a
+            fitted scikit-learn ``GaussianMixture`` over the codes
+            (:func:`vae_keras.aggregate.fit_code_mixture`), or
+            :class:`~vae_keras.priors.StandardNormal`. The estimate is then of the model
+            ``g(z) p(x|z)`` that ``vae.sample(n, prior=mixture)`` samples from. With a
+            mixture fitted to codes drawn from ``q(z | x)`` of the training images it
+            is an ex-post learned prior, and the bound can rise. A mixture kept in the
+            model (``vae.fit_prior_mixture(x_train)``) needs no ``prior=``.
 
     Returns:
         NumPy array of shape ``(n,)`` of log-likelihood estimates in nats (negate
@@ -307,8 +315,7 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
     num_samples = _checks.check_whole_number("num_samples", num_samples)
     max_decoded = _checks.check_whole_number("max_decoded", max_decoded)
     precision = _checks.check_choice("precision", precision, PRECISIONS)
-    prior_parameters = None if prior is None else tuple(
-        _tensor(array) for array in aggregate.mixture_parameters(prior, model.latent_dim))
+    prior_parameters = _prior_parameters(model, prior)
     functions = _compiled_functions(model, precision)
     seed = _resolve_seed(seed)
     results = []
@@ -334,6 +341,29 @@ def importance_weighted_log_likelihood(model, images, num_samples=1000, batch_si
                                               prior_parameters).numpy())
         functions["compiled"] = True
     return np.concatenate(results)
+
+
+def _prior_parameters(model, prior):
+    """None for the model's own prior, or the mixture arrays of the prior that replaces it.
+
+    A replacement is passed to the compiled bound as arrays (tensors, not a traced
+    object), so evaluating with another mixture does not trace the graph again.
+    The standard normal is the mixture of one component, ``N(0, I)``.
+    """
+    prior = priors.as_prior(prior, model.latent_dim)
+    if prior is None or prior is model.prior:
+        return None
+    if isinstance(prior, priors.StandardNormal):
+        arrays = (np.zeros((1, model.latent_dim), np.float32),
+                  np.eye(model.latent_dim, dtype=np.float32)[None], np.zeros(1, np.float32))
+    elif isinstance(prior, priors.GaussianMixture):
+        prior.bind(model)  # codes of this model's size
+        arrays = prior.mixture_parameters()
+    else:
+        raise TypeError(f"prior= replaces the model's prior by a mixture or the standard "
+                        f"normal; a {type(prior).__name__} is evaluated as the model's own "
+                        f"prior (VAE(..., prior=...)).")
+    return tuple(_tensor(array) for array in arrays)
 
 
 def negative_log_likelihood(model, images, num_samples=1000, batch_size=100, seed=None,

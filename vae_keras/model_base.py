@@ -3,8 +3,9 @@
 :class:`ImageModel` is the ``keras.Model`` under the autoencoder and the VAE:
 argument checks on every entry point, the compile defaults, ``fit``'s one
 iterator for all epochs, the metric trackers, the JAX step's stateless
-bookkeeping, ``decode`` and ``reconstruct`` as NumPy, saving the sub-models, and
-the evaluation's fast likelihood path (:meth:`ImageModel.log_likelihood_of_samples`).
+bookkeeping, ``decode`` and ``reconstruct`` as NumPy, saving the sub-models, the
+evaluation's fast likelihood path (:meth:`ImageModel.log_likelihood_of_samples`), and
+the VAE's prior: giving a model its prior (:func:`set_prior`) and drawing codes from it.
 What makes a model an autoencoder or a VAE, its loss and its train steps, is in
 :mod:`vae_keras.models`.
 """
@@ -15,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, architectures, losses, performance
+from vae_keras import _checks, aggregate, architectures, losses, performance, priors
 from vae_keras.callbacks import NonFiniteLossGuard
 
 
@@ -283,6 +284,8 @@ class ImageModel(keras.Model):
         config = dict(config)
         encoder = _one_output(keras.saving.deserialize_keras_object(config.pop("encoder")))
         decoder = _one_output(keras.saving.deserialize_keras_object(config.pop("decoder")))
+        if config.get("prior") is not None:  # files saved before priors were saved have none
+            config["prior"] = keras.saving.deserialize_keras_object(config["prior"])
         return cls(encoder, decoder, **config)
 
 
@@ -354,3 +357,65 @@ def check_posterior_shapes(encoder_shapes):
             f"(batch, latent_dim); this one returns {encoder_shapes}. Build one with "
             f"vae_keras.build_encoder(..., variational=True)."
         )
+
+
+# ----------------------------------------------------------------------------- the prior
+
+
+def set_prior(model, prior):
+    """Make ``prior`` the ``p(z)`` of ``model`` (what ``VAE.set_prior`` does).
+
+    The prior is checked against the model's codes and images
+    (:meth:`vae_keras.priors.Prior.bind`) and must be usable: an unfitted mixture
+    is refused. It becomes a tracked sub-layer, so its weights (a mixture's arrays,
+    a VampPrior's pseudo-inputs) are the model's: saved with it, and trained by the
+    train steps when trainable. The prior it replaces is untracked, so its weights
+    leave the model.
+
+    Raises:
+        TypeError: something that is not a :mod:`vae_keras.priors` prior (a fitted
+            scikit-learn mixture is converted).
+        ValueError: a prior for codes of another size, pseudo-inputs of another image
+            shape, an unfitted mixture, or a trainable prior given to a model whose
+            optimizer is built already (its optimizer has no state for the new weights).
+    """
+    prior = priors.as_prior(prior, model.latent_dim)
+    if prior is None:
+        raise TypeError("prior must be a vae_keras.priors prior, e.g. "
+                        "vk.priors.StandardNormal(); got None.")
+    prior.check_ready("make a model's prior of")
+    old = getattr(model, "prior", None)
+    if prior is old:
+        return
+    prior.bind(model)  # first: a VampPrior makes its pseudo-inputs here
+    optimizer = getattr(model, "optimizer", None)
+    if prior.trainable_weights and optimizer is not None and getattr(optimizer, "built", False):
+        raise ValueError(
+            f"A {type(prior).__name__} has trainable weights, and this model's optimizer was "
+            f"built without them. Give the prior when the model is made: "
+            f"VAE(..., prior=vk.priors.{type(prior).__name__}(...)).")
+    tracker = getattr(model, "_tracker", None)  # Keras's record of the model's sub-layers
+    if old is not None and tracker is not None and hasattr(tracker, "untrack"):
+        tracker.untrack(old)  # else the old prior's weights would stay among the model's
+    model.prior = prior
+
+
+def draw_prior_codes(model, prior, num_samples, seed):
+    """Codes ``(num_samples, latent_dim)`` for ``VAE.sample``: from ``model.prior``, or ``prior``.
+
+    ``prior`` may be another :mod:`vae_keras.priors` prior or what
+    :func:`vae_keras.aggregate.draw_codes` takes (a callable, an object with
+    ``sample``, such as a scikit-learn mixture), as before priors were part of the model.
+    """
+    if prior is None:
+        prior = model.prior
+    if isinstance(prior, priors.Prior):
+        if prior is not model.prior:
+            prior.bind(model)  # the same checks as the model's own prior: codes of its size
+        return prior.sample(num_samples, seed=seed)
+    return aggregate.draw_codes(prior, num_samples, model.latent_dim, seed=seed)
+
+
+def posterior_codes(posterior, seed):
+    """One code drawn from each posterior ``(z_mean, z_log_var)``: what a mixture prior fits."""
+    return aggregate.draw_posterior_codes(*posterior, seed=seed)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_keras import _checks, aggregate, architectures, evaluation, losses, model_base
+from vae_keras import _checks, architectures, evaluation, losses, model_base, priors
 from vae_keras.layers import Sampling, reparameterize
 from vae_keras.settings import DEFAULT_OBSERVATION_SCALE, LEARNED_SCALES  # noqa: F401
 
@@ -224,7 +224,9 @@ class VAE(_ImageModel):
     the parameters of ``p(x | z)``: per-pixel logits (Bernoulli) or means
     (Gaussian with standard deviation ``observation_scale``, fixed or learned).
     Training minimizes ``reconstruction_loss + beta * kl_loss``, the negative ELBO
-    when ``beta == 1``.
+    when ``beta == 1``. The prior ``p(z)`` is part of the model (``vae.prior``, saved
+    with it): ``N(0, I)`` by default, or one of :mod:`vae_keras.priors` (a Gaussian
+    mixture fitted after training, or a VampPrior trained with the model).
 
     Two ways to build it::
 
@@ -258,6 +260,10 @@ class VAE(_ImageModel):
         image_shape: shape of one image when building the default architecture.
         hidden_units: widths of the dense layers (optional).
         filters: channels of the convolutions for ``"conv"`` (optional).
+        prior: the prior ``p(z)``: None for :class:`~vae_keras.priors.StandardNormal`
+            (KL in closed form), a fitted :class:`~vae_keras.priors.GaussianMixture`, or a
+            :class:`~vae_keras.priors.VampPrior` (its pseudo-inputs train with the model).
+            Any other prior's KL term is the one-sample estimate at the drawn code.
         **kwargs: passed to ``keras.Model`` (``name``...).
     """
 
@@ -266,7 +272,7 @@ class VAE(_ImageModel):
     def __init__(self, encoder=None, decoder=None, *, latent_dim=None, architecture="dense",
                  likelihood="bernoulli", beta=1.0, observation_scale=DEFAULT_OBSERVATION_SCALE,
                  seed=None, importance_samples=1, image_shape=architectures.DEFAULT_IMAGE_SHAPE,
-                 hidden_units=None, filters=None, **kwargs):
+                 hidden_units=None, filters=None, prior=None, **kwargs):
         likelihood = _checks.check_choice("likelihood", likelihood, _checks.LIKELIHOODS)
         beta = _checks.check_positive("beta", beta, allow_zero=True)
         importance_samples = _checks.check_whole_number("importance_samples", importance_samples)
@@ -307,7 +313,17 @@ class VAE(_ImageModel):
         # A variable, not a float: callbacks change it between batches without retracing.
         self._beta = keras.Variable(beta, dtype="float32", trainable=False, name="beta")
         self._initial_beta = beta
+        self.set_prior(priors.StandardNormal() if prior is None else prior)
         self.built = True
+
+    def set_prior(self, prior):
+        """Make ``prior`` this model's ``p(z)``: training, evaluation and sampling use it.
+
+        Raises:
+            TypeError: something that is not a :mod:`vae_keras.priors` prior.
+            ValueError: a prior for other codes or images, or an unfitted mixture.
+        """
+        model_base.set_prior(self, prior)
 
     def _check_decoder(self):
         model_base.check_decoder(self.decoder, self.latent_dim, self.image_shape, self.likelihood)
@@ -357,7 +373,9 @@ class VAE(_ImageModel):
         """``log p(x | z)`` for one ``z ~ q(z | x)`` and ``KL(q(z | x) || p(z))``, per example.
 
         With ``noise=None`` the Sampling layer draws ``z`` (training); evaluation
-        passes its own standard-normal ``noise`` for repeatable draws.
+        passes its own standard-normal ``noise`` for repeatable draws. The KL is the
+        prior's (:meth:`vae_keras.priors.Prior.kl`): closed-form for ``N(0, I)``,
+        else ``log q(z | x) - log p(z)`` at the same ``z``.
         """
         z_mean, z_log_var = self.posterior(inputs, training)
         if noise is None:
@@ -366,15 +384,17 @@ class VAE(_ImageModel):
             z = reparameterize(z_mean, z_log_var, noise)
         output = self.decoder_output(z, inputs, training)
         return (self.log_likelihood(self.images_of(inputs), output),
-                losses.gaussian_kl(z_mean, z_log_var))
+                self.prior.kl(z_mean, z_log_var, z))
 
     def compute_loss_terms(self, inputs, training=False):
         """The loss and its two terms for a batch, each averaged over the batch.
 
         ``reconstruction_loss = -mean log p(x | z)`` with ``z ~ q(z | x)`` drawn by
-        the Sampling layer, ``kl_loss = mean KL(q(z | x) || p(z))`` in closed form
-        (:func:`vae_keras.losses.gaussian_kl`), and ``loss = reconstruction_loss +
-        beta * kl_loss``. ``train_step`` takes the gradient of ``loss``.
+        the Sampling layer, ``kl_loss = mean KL(q(z | x) || p(z))`` (in closed form,
+        :func:`vae_keras.losses.gaussian_kl`, for the standard normal prior; the
+        one-sample estimate ``log q(z|x) - log p(z)`` for a mixture or a VampPrior),
+        and ``loss = reconstruction_loss + beta * kl_loss``. ``train_step`` takes the
+        gradient of ``loss``, which reaches a VampPrior's pseudo-inputs through ``log p(z)``.
 
         With ``importance_samples`` K > 1, ``loss`` is instead the negative
         importance-weighted bound over K codes per image (each log weight
@@ -433,7 +453,8 @@ class VAE(_ImageModel):
         With ``noise=None`` the Sampling layer draws ``importance_samples`` codes
         per example (training); evaluation passes its own noise ``(K, batch, latent)``
         and, optionally, the batch's ``posterior`` computed once.
-        The third value is the closed-form ``KL(q(z | x) || p(z))`` per example.
+        The third value is ``KL(q(z | x) || p(z))`` per example, for monitoring: the
+        closed form for ``N(0, I)``, else the mean of ``log q - log p`` over the K codes.
         """
         z_mean, z_log_var = self.posterior(inputs, training) if posterior is None else posterior
         batch = ops.shape(z_mean)[0]
@@ -459,11 +480,12 @@ class VAE(_ImageModel):
             log_p_x_given_z = self.log_likelihood(images, output)
         else:
             log_p_x_given_z = self.log_likelihood_of_samples(images, output)
-        log_prior = (losses.standard_normal_log_prob(z) if prior_log_prob is None
-                     else prior_log_prob(z))
+        log_prior = self.prior.log_prob(z) if prior_log_prob is None else prior_log_prob(z)
         log_prior_ratio = (log_prior
                            - losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None]))
-        return log_p_x_given_z, log_prior_ratio, losses.gaussian_kl(z_mean, z_log_var)
+        kl = (losses.gaussian_kl(z_mean, z_log_var) if self.prior.has_closed_form_kl
+              else -ops.mean(log_prior_ratio, axis=0))
+        return log_p_x_given_z, log_prior_ratio, kl
 
     # ------------------------------------------------------------------ NumPy conveniences
 
@@ -479,25 +501,54 @@ class VAE(_ImageModel):
         return self.encode(images, batch_size=batch_size)[0]
 
     def sample(self, num_samples, seed=None, batch_size=256, prior=None):
-        """Generate images by decoding codes drawn from the prior ``N(0, I)``, or from ``prior``.
+        """Generate images by decoding codes drawn from the model's prior (``vae.prior``).
 
         Args:
             num_samples: how many images, >= 1.
             seed: optional int; without it NumPy's global generator is used, which
                 ``keras.utils.set_random_seed`` seeds.
             batch_size: how many codes to decode at once.
-            prior: optional code distribution instead of ``N(0, I)``: a callable
-                ``prior(num_samples, rng)`` returning codes ``(num_samples, latent_dim)``,
-                or an object with ``sample(num_samples)`` such as a scikit-learn
-                ``GaussianMixture`` fitted to training codes
-                (:func:`vae_keras.aggregate.fit_code_mixture`). See
-                :func:`vae_keras.aggregate.draw_codes`.
+            prior: optional code distribution instead of the model's prior: another
+                :mod:`vae_keras.priors` prior, a callable ``prior(num_samples, rng)``
+                returning codes ``(num_samples, latent_dim)``, or an object with
+                ``sample(num_samples)`` such as a scikit-learn ``GaussianMixture``
+                (see :func:`vae_keras.aggregate.draw_codes`).
 
         Returns:
             Mean images (pixel probabilities for Bernoulli), ``(num_samples,) + image_shape``.
         """
-        codes = aggregate.draw_codes(prior, num_samples, self.latent_dim, seed=seed)
+        codes = model_base.draw_prior_codes(self, prior, num_samples, seed)
         return self.decode(codes, batch_size=batch_size)
+
+    def fit_prior_mixture(self, images=None, num_components=50, codes=None,
+                          covariance_type="full", seed=None, batch_size=256):
+        """Fit a Gaussian mixture to this model's codes and make it the prior; return it.
+
+        The ex-post prior (Ghosh et al. 2020; notebook 10): after training, EM
+        (scikit-learn) fits ``num_components`` Gaussians to one code drawn from
+        each image's posterior, which spreads like the aggregate posterior
+        ``q(z)``. Sampling, the ELBO and the likelihood bound then use it, and
+        ``model.save`` keeps it.
+
+        Args:
+            images: the training images (or ``codes`` instead: ``(n, latent_dim)``).
+            num_components: Gaussians in the mixture, >= 1 and at most the number of codes.
+            codes: optional codes to fit instead of encoding ``images``.
+            covariance_type: scikit-learn's: ``"full"``, ``"diag"``, ``"tied"``, ``"spherical"``.
+            seed: optional int for the drawn codes and EM's initialization.
+            batch_size: images encoded at once.
+
+        Returns:
+            The fitted :class:`~vae_keras.priors.GaussianMixture`, now ``self.prior``.
+        """
+        if codes is None:
+            if images is None:
+                raise ValueError("Give the training images (vae.fit_prior_mixture(x_train)) "
+                                 "or codes= (n, latent_dim) to fit the mixture to.")
+            codes = model_base.posterior_codes(self.encode(images, batch_size=batch_size), seed)
+        mixture = priors.GaussianMixture.fit(codes, num_components, covariance_type, seed)
+        self.set_prior(mixture)
+        return mixture
 
     def elbo(self, images, batch_size=500, per_image=False, seed=None):
         """The ELBO of ``images`` in nats (one posterior sample each, analytic KL).
@@ -514,8 +565,8 @@ class VAE(_ImageModel):
 
         With ``num_samples`` importance samples per image (K; 1000 or more for numbers
         comparable with the literature). Returns the mean over images, or one value
-        per image with ``per_image=True``. With ``prior`` (a fitted Gaussian
-        mixture), of the sampler ``sample(prior=prior)`` uses. See
+        per image with ``per_image=True``. The prior is the model's; ``prior`` (a
+        :mod:`vae_keras.priors` mixture, or a fitted scikit-learn one) replaces it. See
         :func:`vae_keras.evaluation.importance_weighted_log_likelihood`.
         """
         log_likelihood = evaluation.importance_weighted_log_likelihood(
@@ -531,5 +582,6 @@ class VAE(_ImageModel):
             observation_scale=self.observation_scale,
             seed=self.seed,
             importance_samples=self.importance_samples,
+            prior=keras.saving.serialize_keras_object(self.prior),
         )
         return config

@@ -17,6 +17,11 @@ Before anything loads, :func:`vae_keras.settings.prepare` refuses what would
 lose work: a new run over an existing one (without ``overwrite=True``), a
 resumed run with other settings than the saved ones, a damaged checkpoint.
 
+With ``prior="mixture:K"`` the best model gets a Gaussian mixture of K components,
+fitted by EM to one code drawn from each training image's posterior after training
+(:meth:`vae_keras.VAE.fit_prior_mixture`) and saved in ``model.keras``, before the
+test evaluation; ``prior="vamp:K"`` trains a VampPrior with the model.
+
 With ``conditional=True`` the model is a :class:`~vae_keras.ConditionalVAE`
 trained on image-label pairs, evaluated on ``log p(x | y)``, and
 ``samples.png`` has one row per class.
@@ -39,7 +44,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import _checks, callbacks, conditional, data, evaluation, models, performance, plotting
+from vae_keras import (_checks, callbacks, conditional, data, evaluation, models, performance,
+                       plotting, priors)
 from vae_keras import settings as run_settings
 # The settings and constants live in vae_keras.settings, which the command line reads
 # without loading TensorFlow; these names keep them where coursework finds them.
@@ -257,7 +263,8 @@ def evaluate(model, images, iwae_samples, seed, labels=None):
     ``labels`` go with the images for a conditional model (bounds on ``log p(x | y)``).
     """
     inputs = (images,) if labels is None else (images, labels)
-    results = {"elbo": model.elbo(*inputs, seed=seed), "num_images": int(len(images))}
+    results = {"elbo": model.elbo(*inputs, seed=seed), "num_images": int(len(images)),
+               "prior": priors.describe(model.prior)}
     if iwae_samples:
         results.update(evaluation.negative_log_likelihood(
             model, images, num_samples=iwae_samples, seed=seed, labels=labels))
@@ -324,15 +331,40 @@ def write_figures(model, output, test_images, test_labels, history, seed):
 
 
 def build_model(settings):
-    """A new, compiled VAE as the settings describe (call inside the strategy's scope)."""
+    """A new, compiled VAE as the settings describe (call inside the strategy's scope).
+
+    A ``mixture:K`` prior is fitted after training (:func:`fit_prior`); until then the
+    model trains with the standard normal.
+    """
     options = dict(num_classes=NUM_CLASSES) if settings.conditional else {}
+    kind, components = run_settings.parse_prior(settings.prior)
+    prior = priors.VampPrior(components, seed=settings.seed) if kind == "vamp" else None
     model = (conditional.ConditionalVAE if settings.conditional else models.VAE)(
         latent_dim=settings.latent_dim, architecture=settings.architecture,
         likelihood=settings.likelihood, beta=settings.beta,
         observation_scale=settings.observation_scale, seed=settings.seed,
-        importance_samples=settings.importance_samples, **options)
+        importance_samples=settings.importance_samples, hidden_units=settings.hidden_units,
+        prior=prior, **options)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
     return model
+
+
+def fit_prior(model, settings, images, labels=None):
+    """Fit the ``mixture:K`` prior of the settings to ``model``; return the seconds it took.
+
+    One code drawn from each training image's posterior, then EM
+    (:meth:`vae_keras.VAE.fit_prior_mixture`): the ex-post prior of
+    ``benchmarks/likelihood.py``'s mixture rows. Other priors need no fit (0 s).
+    """
+    kind, components = run_settings.parse_prior(settings.prior)
+    if kind != "mixture":
+        return 0.0
+    started = time.perf_counter()
+    if labels is None:
+        model.fit_prior_mixture(images, components, seed=settings.seed)
+    else:
+        model.fit_prior_mixture(images, labels, components, seed=settings.seed)
+    return time.perf_counter() - started
 
 
 def train(settings, resume=False, log=print, overwrite=False):
@@ -410,7 +442,8 @@ def train(settings, resume=False, log=print, overwrite=False):
         span = f"all {settings.epochs} epochs trained, evaluating"
     log(f"{'Resuming' if state else 'Training'} a {settings.architecture} "
         f"{'conditional VAE' if settings.conditional else 'VAE'} (latent_dim="
-        f"{settings.latent_dim}, {settings.likelihood}, beta={settings.beta}) on {len(x_train)} "
+        f"{settings.latent_dim}, {settings.likelihood}, beta={settings.beta}, prior "
+        f"{settings.prior}) on {len(x_train)} "
         f"{settings.dataset} images, {span}, "
         f"{strategy.num_replicas_in_sync} replica(s), {performance.describe_defaults()}; "
         f"writing to {output}/")
@@ -441,6 +474,13 @@ def train(settings, resume=False, log=print, overwrite=False):
         metrics["message"] = message
     if model_path.exists():
         best = load_model(model_path)
+        if status == "completed" and run_settings.parse_prior(settings.prior)[0] == "mixture":
+            log(f"Fitting the {settings.prior} prior to the codes of {len(x_train)} "
+                f"training images...")
+            metrics["prior_fit_seconds"] = round(fit_prior(best, settings, x_train, y_train), 1)
+            temporary = output / f"{TrainingCheckpoint.MODEL}.partial.keras"
+            best.save(temporary)  # model.keras keeps the fitted prior
+            os.replace(temporary, model_path)
         if status == "completed":
             log(f"Evaluating the best model on {len(x_test)} test images "
                 f"(IWAE with K={settings.iwae_samples})...")

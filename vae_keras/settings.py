@@ -41,6 +41,16 @@ DEFAULT_OBSERVATION_SCALE = 0.1  # the Gaussian's sigma, and where a learned one
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed")  # of training (evaluation's precisions are its own)
 VERBOSITIES = (0, 1, 2)  # Keras fit's verbose
+# The README's recommended configuration (benchmarks/likelihood.py's deep_warmup_mixture row)
+# as `vae-keras train` options: tests/test_cli.py checks that it is the benchmark's row and
+# that the README, the benchmark and the command line's docstring quote it. The training
+# budget is the row's 10 minutes less the one it keeps for the mixture's fit.
+RECOMMENDED_TRAIN_ARGS = ("--latent-dim", "32", "--hidden-units", "512,256,256",
+                          "--warmup-epochs", "5", "--time-budget", "9", "--prior", "mixture:50",
+                          "--validation-size", "0")
+# The priors of --prior: "normal", "mixture:K" (fitted after training), "vamp:K" (trained).
+PRIOR_KINDS = ("normal", "mixture", "vamp")
+PRIOR_FORMS = "normal, mixture:K or vamp:K (K a whole number >= 1, e.g. mixture:50, vamp:500)"
 
 # The files of a run's folder (vae_keras.runs.TrainingCheckpoint writes the first three).
 MODEL_FILE, CHECKPOINT_FILE, STATE_FILE = "model.keras", "checkpoint.keras", "checkpoint.json"
@@ -106,6 +116,41 @@ def check_number(name, value, whole, lowest, inclusive=True):
     return value
 
 
+def parse_prior(text):
+    """``--prior``'s text as ``(kind, K)``: ``("normal", None)``, ``("mixture", 50)``...
+
+    Raises:
+        ValueError: text of another form, naming the forms that work.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"prior (--prior) must be text, one of {PRIOR_FORMS}; got "
+                        f"{type(text).__name__} {text!r}.")
+    kind, colon, count = text.strip().lower().partition(":")
+    if kind == "normal" and not colon:
+        return "normal", None
+    if kind in ("mixture", "vamp") and count.strip().lstrip("-").isdigit():
+        components = int(count)
+        if components < 1:
+            raise ValueError(f"prior={text!r} (--prior): K must be >= 1 (K = {components} "
+                             f"components is no distribution); e.g. {kind}:50.")
+        return kind, components
+    raise ValueError(f"prior={text!r} (--prior) is not understood: give {PRIOR_FORMS}.")
+
+
+def parse_hidden_units(text):
+    """``--hidden-units``' text as a list of widths: ``"512,256,256"`` -> ``[512, 256, 256]``.
+
+    Raises:
+        ValueError: anything but comma-separated whole numbers >= 1.
+    """
+    parts = [part.strip() for part in str(text).split(",")]
+    if not parts or not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise ValueError(f"hidden units {text!r} (--hidden-units): give the widths of the "
+                         f"hidden layers as whole numbers >= 1 separated by commas, e.g. "
+                         f"512,256,256.")
+    return [int(part) for part in parts]
+
+
 def option(name):
     """The command-line option of a setting: ``latent_dim`` -> ``--latent-dim``."""
     return "--" + name.replace("_", "-")
@@ -121,12 +166,18 @@ class RunSettings:
     or with ``time_budget`` (minutes) as many as fit in the budget.
     ``observation_scale`` is the Gaussian likelihood's sigma (a number,
     ``"learned"`` or ``"learned_per_pixel"``); a Bernoulli run keeps the default.
+    ``hidden_units`` lists the dense layers' widths (None: the architecture's
+    default). ``prior`` is ``"normal"``, ``"mixture:K"`` (K Gaussians fitted by EM to
+    codes of the training images after training, saved in ``model.keras``) or
+    ``"vamp:K"`` (a VampPrior with K pseudo-inputs, trained with the model).
     """
 
     dataset: str = "mnist"
     data_dir: str = None
     architecture: str = "dense"
     latent_dim: int = 16
+    hidden_units: list = None  # widths of the dense layers, e.g. [512, 256, 256]
+    prior: str = "normal"
     likelihood: str = "bernoulli"
     observation_scale: object = DEFAULT_OBSERVATION_SCALE
     beta: float = 1.0
@@ -184,6 +235,21 @@ class RunSettings:
             check_number(f"{name} ({option(name)})", value, *bounds)
         if not isinstance(self.conditional, bool):
             raise TypeError(f"conditional must be True or False, got {self.conditional!r}.")
+        if self.hidden_units is not None:
+            if isinstance(self.hidden_units, str) or not isinstance(self.hidden_units,
+                                                                    (list, tuple)):
+                raise TypeError(f"hidden_units (--hidden-units) must be a list of widths such "
+                                f"as [512, 256, 256], got {self.hidden_units!r}.")
+            if not self.hidden_units:
+                raise ValueError("hidden_units (--hidden-units) needs at least one width, "
+                                 "e.g. 512,256.")
+            for width in self.hidden_units:
+                check_number("each of hidden_units (--hidden-units)", width, True, 1)
+        kind, _ = parse_prior(self.prior)
+        if kind == "vamp" and self.conditional:
+            raise ValueError("prior=vamp (--prior vamp:K) cannot go with conditional "
+                             "(--conditional): the pseudo-inputs are images without labels. "
+                             "Use --prior normal or --prior mixture:K.")
         _check_observation_scale(self.observation_scale, self.likelihood)
         if self.warmup_epochs and self.cycle_epochs:
             raise ValueError("Choose warmup_epochs (--warmup-epochs) or cycle_epochs "
