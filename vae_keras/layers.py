@@ -26,8 +26,27 @@ def reparameterize(z_mean, z_log_var, noise):
     return z_mean + ops.exp(0.5 * z_log_var) * noise
 
 
+class SeedStateMixin:
+    """Saves a layer's ``seed_generator`` state with the model, and restores it on loading.
+
+    A loaded model then continues the random stream where the saved one stopped, so
+    training resumed from a ``.keras`` file draws what the uninterrupted run would have.
+    For layers that own a ``keras.random.SeedGenerator`` as ``self.seed_generator``
+    and no weights of their own (:class:`Sampling`, the text VAE's word dropout).
+    """
+
+    def save_own_variables(self, store):
+        store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        # `.keys()`, not `in store`: Keras before 3.10 hands an H5 entry without
+        # `__contains__`. Files written before the state was saved lack the key.
+        if "seed_generator_state" in store.keys():
+            self.seed_generator.state.assign(store["seed_generator_state"])
+
+
 @keras.saving.register_keras_serializable(package="vae_keras")
-class Sampling(layers.Layer):
+class Sampling(SeedStateMixin, layers.Layer):
     """Draws ``z = mean + exp(0.5 * log_var) * epsilon`` with ``epsilon ~ N(0, I)``.
 
     The randomness enters only through ``epsilon``, so gradients flow to ``mean``
@@ -68,15 +87,6 @@ class Sampling(layers.Layer):
             ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
         )
         return reparameterize(z_mean, z_log_var, epsilon)
-
-    def save_own_variables(self, store):
-        store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state)
-
-    def load_own_variables(self, store):
-        # `.keys()`, not `in store`: Keras before 3.10 hands an H5 entry without
-        # `__contains__`. Files written before the state was saved lack the key.
-        if "seed_generator_state" in store.keys():
-            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

@@ -35,7 +35,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_keras import _checks, losses, models
-from vae_keras.layers import Sampling, reparameterize
+from vae_keras.layers import Sampling, SeedStateMixin, reparameterize
 from vae_keras.sentences import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
@@ -170,7 +170,7 @@ def _check_temperature(temperature):
 # ---------------------------------------------------------------------- word dropout
 
 @keras.saving.register_keras_serializable(package="vae_keras")
-class WordDropout(layers.Layer):
+class WordDropout(SeedStateMixin, layers.Layer):
     """Replaces a share ``rate`` of the decoder's input words by ``<unk>`` in training.
 
     Bowman et al. (2016): a decoder that cannot always see the previous word
@@ -214,13 +214,6 @@ class WordDropout(layers.Layer):
         for protected in self.protected_ids:
             dropped = ops.logical_and(dropped, ops.not_equal(tokens, protected))
         return ops.where(dropped, ops.cast(self.unk_id, tokens.dtype), tokens)
-
-    def save_own_variables(self, store):
-        store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state)
-
-    def load_own_variables(self, store):
-        if "seed_generator_state" in store.keys():
-            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def compute_output_shape(self, input_shape):
         return input_shape
