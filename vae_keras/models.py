@@ -96,13 +96,23 @@ class _ImageModel(model_base.ImageModel):
         inputs = self.unpack_batch(data)
         with tf.GradientTape() as tape:
             terms = self.compute_loss_terms(inputs, training=True)
-            # Under tf.distribute each replica sees 1/N of the global batch and the
-            # gradients are summed across replicas: divide so the sum is the mean.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(terms["loss"] / replicas)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+            loss = self._tensorflow_loss_to_differentiate(terms["loss"])
+        gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._update_trackers(terms)
+
+    def _tensorflow_loss_to_differentiate(self, loss):
+        """The batch loss as TensorFlow's step differentiates it, for several devices.
+
+        Under ``tf.distribute`` each replica sees 1/N of the global batch and the
+        gradients are summed across replicas: dividing by N makes the sum the mean.
+        Under mixed precision the optimizer scales the loss up (and its gradients back
+        down) so that float16 gradients do not underflow. With one device and float32
+        this returns ``loss`` unchanged. Kept apart from the step so that the step reads
+        as the lesson it is: loss, gradient, update.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return self.optimizer.scale_loss(loss / replicas)
 
     def _torch_train_step(self, data):
         import torch
