@@ -50,3 +50,21 @@ def test_interpolate_and_arithmetic_decode_images(trained_toy_vae):
     assert latent.arithmetic(model, images[0], images[1], images[2]).shape == (8, 8, 1)
     with pytest.raises(ValueError, match="slerp"):
         latent.interpolate(model, images[0], images[1], method="cubic")
+
+
+def test_grid_step_distances_grow_with_the_offset_on_a_smooth_grid():
+    # Images that are a linear function of the grid position: distance proportional to offset.
+    size = 6
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    images = np.stack([rows.ravel(), cols.ravel(), np.zeros(size * size)], axis=1)
+    distances = latent.grid_step_distances(images, size, offsets=(1, 3))
+    assert distances[1].shape == (2 * size * (size - 1),)
+    np.testing.assert_allclose(distances[1], 1.0)
+    np.testing.assert_allclose(distances[3], 3.0)
+
+
+def test_grid_step_distances_refuses_a_grid_of_the_wrong_size():
+    with pytest.raises(ValueError, match="grid has 16 images"):
+        latent.grid_step_distances(np.zeros((15, 4)), 4)
+    with pytest.raises(ValueError, match="offset 4 does not fit"):
+        latent.grid_step_distances(np.zeros((16, 4)), 4, offsets=(4,))

@@ -113,3 +113,40 @@ def arithmetic(model, image_a, image_b, image_c):
     """
     codes = model.encode_mean(np.stack([image_a, image_b, image_c]))
     return model.decode((codes[0] - codes[1] + codes[2])[None])[0]
+
+
+def grid_step_distances(images, grid_size, offsets=(1, 2, 4, 8)):
+    """How far apart the decoded images of a square code grid are, by grid distance.
+
+    A decoded grid "morphs smoothly" when a step to a neighbouring code changes the
+    image a little and far-apart codes decode to different images: the pixel
+    distance grows with the code distance. This measures that, so a claim about a
+    manifold plot rests on numbers rather than on the eye.
+
+    Args:
+        images: the decoded grid, ``(grid_size**2, ...)`` in row-major order (as
+            :func:`vae_keras.plotting.manifold_codes` lays the codes out).
+        grid_size: images per side.
+        offsets: grid distances to measure, each below ``grid_size``.
+
+    Returns:
+        A dict from each offset ``k`` to the Euclidean pixel distances between every
+        image and the image ``k`` steps to its right or ``k`` steps below it (a 1-D
+        array of ``2 * grid_size * (grid_size - k)`` values).
+    """
+    grid_size = _checks.check_whole_number("grid_size", grid_size, minimum=2)
+    images = np.asarray(images, dtype=np.float32)
+    if len(images) != grid_size**2:
+        raise ValueError(f"A {grid_size} x {grid_size} grid has {grid_size**2} images; got "
+                         f"{len(images)}. Pass the decoded grid in row-major order.")
+    grid = images.reshape(grid_size, grid_size, -1)
+    distances = {}
+    for offset in offsets:
+        offset = _checks.check_whole_number("offset", offset, minimum=1)
+        if offset >= grid_size:
+            raise ValueError(f"offset {offset} does not fit a grid of {grid_size} per side; "
+                             f"use offsets below {grid_size}.")
+        across = np.linalg.norm(grid[:, offset:] - grid[:, :-offset], axis=-1).ravel()
+        down = np.linalg.norm(grid[offset:] - grid[:-offset], axis=-1).ravel()
+        distances[offset] = np.concatenate([across, down])
+    return distances
