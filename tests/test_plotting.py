@@ -50,6 +50,21 @@ def test_manifold_needs_two_dimensions(trained_toy_vae):
     plt.close("all")
 
 
+def test_the_manifold_is_labelled_in_code_units_and_its_square_drawn_on_a_scatter(trained_toy_vae):
+    # The grid's ticks name the codes at its first, middle and last tiles, and the square on a
+    # scatter spans the same quantiles: the two pictures can be read against each other.
+    model, _ = trained_toy_vae
+    figure = plotting.latent_manifold(model, grid_size=5)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-1.64", "0.00", "1.64"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1.64", "0.00", "-1.64"]
+    _, scatter_ax = plt.subplots()
+    square = plotting.draw_manifold_square(scatter_ax)
+    np.testing.assert_allclose(square.get_xy(), (-1.6449, -1.6449), atol=1e-3)
+    np.testing.assert_allclose(square.get_width(), 2 * 1.6449, atol=1e-3)
+    plt.close("all")
+
+
 def test_gaps_between_tiles_are_blank_paper():
     mosaic = plotting.tile_images(np.ones((2, 3, 3, 1), np.float32), ncols=2, padding=1)
     assert mosaic[:, 3].max() == 0.0  # the separating column holds no ink

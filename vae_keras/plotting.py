@@ -154,10 +154,39 @@ def latent_manifold(model, grid_size=15, quantile_range=(0.05, 0.95), ax=None, t
     if model.latent_dim != 2:
         raise ValueError(f"The manifold plot needs a 2-D code space; this model has "
                          f"latent_dim={model.latent_dim}. Train with latent_dim=2.")
-    images = model.decode(manifold_codes(grid_size, quantile_range))
+    codes = manifold_codes(grid_size, quantile_range)
+    images = np.asarray(model.decode(codes))
     figure, ax = _new_axes(ax, (5, 5))
     image_grid(images, ncols=grid_size, ax=ax, title=title)
+    # Ticks in code units at the first, middle and last tile, so the grid can be read against
+    # a scatter of codes (whose axes are in the same units).
+    ax.set_axis_on()
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    step = images.shape[2] + 1  # tile width plus tile_images' one-pixel padding
+    picks = sorted({0, grid_size // 2, grid_size - 1})
+    centres = [pick * step + (step - 1) / 2 for pick in picks]
+    label = lambda value: f"{value + 0.0:.2f}".replace("-0.00", "0.00")  # no "-0.00" at the centre
+    ax.set_xticks(centres, [label(codes[pick, 0]) for pick in picks])
+    ax.set_yticks(centres, [label(codes[pick * grid_size, 1]) for pick in picks])
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
     return figure
+
+
+def draw_manifold_square(ax, quantile_range=(0.05, 0.95), **style):
+    """Outline, on a scatter of 2-D codes, the square the manifold plot decodes.
+
+    The manifold spans the prior's quantiles (5% to 95% by default) on each axis; codes
+    outside the square are never drawn in it.
+
+    Returns:
+        The ``matplotlib.patches.Rectangle`` added to ``ax``.
+    """
+    low, high = (statistics.NormalDist().inv_cdf(p) for p in quantile_range)
+    style = {"fill": False, "linestyle": "--", "edgecolor": "black", "linewidth": 1.2,
+             "label": "decoded grid"} | style
+    return ax.add_patch(plt.Rectangle((low, low), high - low, high - low, **style))
 
 
 def interpolation_strip(images, ax=None, title=None):
