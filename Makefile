@@ -59,12 +59,27 @@ $(BIN)/.backends: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" "torch==$(TORCH_VERSION)"
 	touch $@
 
+# Four independent parts, two at a time: JAX spends most of its time compiling on one core, so
+# two parts side by side finish sooner on a 2-core machine than one after the other. Each part's
+# output is printed whole when it ends (--output-sync); make stops at the first that fails.
+BACKEND_PARTS := backend-jax backend-torch backend-pairs backend-notebook
+.PHONY: $(BACKEND_PARTS)
+
 test-backends: $(BIN)/.backends
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(BACKEND_PARTS)
+
+backend-jax: $(BIN)/.backends
 	KERAS_BACKEND=jax $(BIN)/python -m pytest $(BACKEND_TESTS) -m "not slow" $(PYTEST_ARGS)
+
+backend-torch: $(BIN)/.backends
 	KERAS_BACKEND=torch $(BIN)/python -m pytest $(BACKEND_TESTS) -m "not slow" $(PYTEST_ARGS)
-	# Every pair of backends: a file saved on one loads on the others (each in its own process).
+
+# Every pair of backends: a file saved on one loads on the others (each in its own process).
+backend-pairs: $(BIN)/.backends
 	$(BIN)/python -m pytest tests/test_backends.py $(PYTEST_ARGS)
-	# Notebook 02 shows the three train steps; it runs on JAX as it does on TensorFlow.
+
+# Notebook 02 shows the three train steps; it runs on JAX as it does on TensorFlow.
+backend-notebook: $(BIN)/.backends
 	KERAS_BACKEND=jax VAE_KERAS_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax \
 		--nbval-current-env -p no:cacheprovider notebooks/02_vae.ipynb
 
