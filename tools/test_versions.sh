@@ -16,7 +16,9 @@
 #   3. fail if step 2 changed the version of any package the set pins (TensorFlow first);
 #   4. `python -m pytest tests` with the given arguments;
 #   5. with NOTEBOOKS=1, the notebooks as `make notebooks` runs them (fast mode, nbval),
-#      after the unit tests, whatever their result; NOTEBOOKS=only skips step 4. Set
+#      after the unit tests, whatever their result; NOTEBOOKS=only skips step 4.
+#      SETUP_ONLY=1 stops after step 3 (CI builds the floor's environment this way while
+#      its other tests run, then runs the tests in it). Set
 #      VAE_KERAS_DATA to a folder holding mnist/ and fashion-mnist/ to work offline.
 # A virtualenv is reused while its set file, pyproject.toml and Python are unchanged;
 # FRESH=1 rebuilds it. pip's download cache is shared, so a rebuild downloads nothing new.
@@ -124,6 +126,9 @@ print(f'   imported: python {platform.python_version()}, tensorflow {tf.__versio
     || { echo "$imported" >&2; exit 1; }
 echo "$imported" | grep "imported:"
 echo "== $set_name: environment ready in $((SECONDS - start)) s"
+if [ "${SETUP_ONLY:-0}" = 1 ]; then
+    exit 0
+fi
 
 status=0
 if [ "$NOTEBOOKS" != only ]; then
