@@ -95,6 +95,26 @@ def test_the_split_keeps_every_sentence_once_and_new_share_counts_unseen_grammat
                                   test.tokens)
 
 
+def test_factor_agreement_reads_each_factor_back_with_the_parser():
+    data = sentences.make_sentences(60, seed=5)
+    np.testing.assert_array_equal(sentences.factor_agreement(data.factors, data.tokens), np.ones(6))
+    # Ask for the future everywhere: the future rows agree on tense, the others do not.
+    wanted = data.factors.copy()
+    wanted[:, 3] = 2
+    shares = sentences.factor_agreement(wanted, data.tokens)
+    assert shares[3] == np.mean(data.factors[:, 3] == 2) and np.all(np.delete(shares, 3) == 1)
+    # A row that does not parse agrees with nothing.
+    broken = data.tokens.copy()
+    broken[:30, 0] = sentences.UNK_ID
+    np.testing.assert_allclose(sentences.factor_agreement(data.factors, broken), 0.5)
+    with pytest.raises(ValueError, match="rows"):
+        sentences.factor_agreement(data.factors[:3], data.tokens)
+
+
+def test_the_grammar_entropy_is_the_log_of_its_number_of_sentences():
+    assert sentences.grammar_entropy() == pytest.approx(np.log(103_680))
+
+
 def test_token_accuracy_counts_words_and_eos_only():
     data = sentences.make_sentences(10, seed=0)
     assert sentences.token_accuracy(data.tokens, data.tokens) == 1.0

@@ -444,3 +444,50 @@ def token_accuracy(tokens, decoded):
     counted = tokens != PAD_ID
     return float(np.sum((decoded == tokens) & counted) / max(1, np.sum(counted)))
 
+
+
+def factor_agreement(factors, decoded, vocabulary=VOCABULARY):
+    """Per factor, the share of decoded rows that parse and carry the given factor value.
+
+    The text counterpart of a classifier's accuracy, read by the grammar's parser
+    instead of a trained judge. Two uses in notebook 11:
+
+    - reconstruction: ``factors`` are the sentences' own factors and ``decoded``
+      their reconstructions; a code that carries the tense scores near 1 in the
+      tense column, a code that carries nothing scores near the share of the most
+      common value (what a guess that ignores the sentence gets right);
+    - editing: ``factors`` are the factors the edit asks for (the originals with one
+      factor changed) and ``decoded`` the edited sentences; that factor's column is
+      the edit's success rate, the others say how much of the rest survived.
+
+    A row that does not parse agrees with nothing.
+
+    Args:
+        factors: integer array ``(n, 6)``, the values expected (the order of
+            :data:`FACTOR_NAMES`).
+        decoded: integer ids ``(n, length)``, e.g. ``TextVAE.reconstruct(tokens)``.
+        vocabulary: the :class:`Vocabulary` of the ids.
+
+    Returns:
+        float array ``(6,)`` in [0, 1], one share per factor.
+
+    Raises:
+        TypeError, ValueError: factors or ids of the wrong type or shape (see
+            :func:`realize` and :func:`parse_all`), or a different number of rows.
+    """
+    factors = _check_factors(factors)
+    parsed = parse_all(decoded, vocabulary)
+    if len(parsed) != len(factors):
+        raise ValueError(f"factors has {len(factors)} rows and decoded {len(parsed)}; pass one "
+                         f"decoded sentence per row of factors, in order.")
+    return np.mean(parsed == factors, axis=0)
+
+
+def grammar_entropy():
+    """``log`` of the number of sentences of the grammar, in nats: 103,680 sentences, 11.55 nats.
+
+    The corpus draws sentences uniformly, so this is the entropy of the data: no model
+    can assign held-out sentences a mean negative log-likelihood below it (the cross
+    entropy is at least the entropy), and neither can a bound on it such as -ELBO.
+    """
+    return float(np.log(np.prod(FACTOR_SIZES, dtype=np.float64)))

@@ -227,6 +227,8 @@ class WordDropout(SeedStateMixin, layers.Layer):
 
 # ---------------------------------------------------------------------- the model
 
+_FIRST_FIT_DONE = False  # TextVAE.fit filters TensorFlow's one oneDNN notice in the first fit
+
 @keras.saving.register_keras_serializable(package="vae_keras")
 class TextVAE(models._ImageModel):
     """A VAE over sentences of token ids (Bowman et al. 2016), trained on the ELBO in nats.
@@ -610,6 +612,26 @@ class TextVAE(models._ImageModel):
             values.append(-ops.convert_to_numpy(bound))
         values = np.concatenate(values)
         return values if per_sentence else float(np.mean(values))
+
+    def fit(self, x=None, y=None, **kwargs):
+        """``keras.Model.fit`` after checking the ids (the base class's ``fit``).
+
+        The first ``fit`` of a process on TensorFlow runs with the notice that TensorFlow
+        logs once, at ERROR level, when oneDNN falls back to Eigen for the GRUs' boolean
+        padding mask on a CPU without AVX-512 (``util.cc:131] oneDNN supports DT_BOOL
+        only ...``) filtered out, as :func:`vae_keras.course.setup` filters the start-up
+        lines: it reports no error, and a notebook's stored outputs should not carry it.
+        Only C++ log lines below FATAL are dropped, during that one call; Python warnings
+        and tracebacks pass.
+        """
+        global _FIRST_FIT_DONE
+        if _FIRST_FIT_DONE or keras.backend.backend() != "tensorflow":
+            return super().fit(x, y, **kwargs)
+        _FIRST_FIT_DONE = True
+        from vae_keras import _quiet_import
+
+        with _quiet_import.filtered_stderr(max(_quiet_import.min_log_level(), 3)):
+            return super().fit(x, y, **kwargs)
 
     def get_config(self):
         # keras.Model's own config (name, trainable, dtype), not the image base's, which
