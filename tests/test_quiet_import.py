@@ -31,6 +31,16 @@ def test_lines_below_the_level_are_dropped_and_the_rest_kept(level, kept):
     assert [line for line in lines if _quiet_import.keep_line(line, level)] == kept + python_lines
 
 
+def test_a_known_harmless_error_notice_is_dropped_whenever_the_filter_is_on():
+    # oneDNN's DT_BOOL notice reports no error; other ERROR lines pass at levels 1 and 2.
+    notice = (b"E0000 00:00:1796.5   77 util.cc:131] oneDNN supports DT_BOOL only on platforms "
+              b"with AVX-512. Falling back to the default Eigen-based implementation\n")
+    assert _quiet_import.keep_line(notice, 0)
+    for level in (1, 2):
+        assert not _quiet_import.keep_line(notice, level)
+        assert _quiet_import.keep_line(ERROR, level)
+
+
 def test_an_error_before_a_crash_still_reaches_stderr():
     # The filter is its own process, so what the crashing process wrote still comes out.
     script = (

@@ -616,13 +616,12 @@ class TextVAE(models._ImageModel):
     def fit(self, x=None, y=None, **kwargs):
         """``keras.Model.fit`` after checking the ids (the base class's ``fit``).
 
-        The first ``fit`` of a process on TensorFlow runs with the notice that TensorFlow
-        logs once, at ERROR level, when oneDNN falls back to Eigen for the GRUs' boolean
-        padding mask on a CPU without AVX-512 (``util.cc:131] oneDNN supports DT_BOOL
-        only ...``) filtered out, as :func:`vae_keras.course.setup` filters the start-up
-        lines: it reports no error, and a notebook's stored outputs should not carry it.
-        Only C++ log lines below FATAL are dropped, during that one call; Python warnings
-        and tracebacks pass.
+        The first ``fit`` of a process on TensorFlow runs with stderr through the
+        library's start-up filter (:mod:`vae_keras._quiet_import`), which drops the one
+        notice TensorFlow logs at ERROR level when oneDNN falls back to Eigen for the
+        GRUs' boolean padding mask (``oneDNN supports DT_BOOL only ...``): it reports no
+        error, and a notebook's stored outputs should not carry it. Every other line, C++
+        errors included, passes as ``TF_CPP_MIN_LOG_LEVEL`` says.
         """
         global _FIRST_FIT_DONE
         if _FIRST_FIT_DONE or keras.backend.backend() != "tensorflow":
@@ -630,7 +629,7 @@ class TextVAE(models._ImageModel):
         _FIRST_FIT_DONE = True
         from vae_keras import _quiet_import
 
-        with _quiet_import.filtered_stderr(max(_quiet_import.min_log_level(), 3)):
+        with _quiet_import.filtered_stderr(_quiet_import.min_log_level()):
             return super().fit(x, y, **kwargs)
 
     def get_config(self):
