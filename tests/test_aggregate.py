@@ -291,3 +291,21 @@ def test_mixture_parameters_reject_an_unfitted_or_foreign_prior_and_a_wrong_widt
     mixture = aggregate.fit_code_mixture(gaussian_codes(50, 4), num_components=1)
     with pytest.raises(ValueError, match="size 4.*size 2"):
         aggregate.mixture_parameters(mixture, latent_dim=2)
+
+
+def test_aggregate_kl_against_another_prior_uses_its_log_prob():
+    # p = N(0, I) given as a prior object gives the default's estimate; p = the shared
+    # posterior itself (a one-component mixture fitted to its codes) gives about 0.
+    z_mean = np.full((50, 2), 1.0)
+    z_log_var = np.full((50, 2), math.log(0.5))
+    default = aggregate.aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=0)
+    normal = vk.priors.StandardNormal(latent_dim=2)
+    assert aggregate.aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=0, prior=normal) == \
+        pytest.approx(default, rel=1e-4)
+    codes = aggregate.draw_posterior_codes(np.repeat(z_mean, 40, axis=0),
+                                           np.repeat(z_log_var, 40, axis=0), seed=1)
+    itself = vk.priors.GaussianMixture.fit(codes, num_components=1, seed=0)
+    assert abs(aggregate.aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=0,
+                                      prior=itself)) < 0.05 * default
+    with pytest.raises(TypeError, match="from_sklearn"):
+        aggregate.aggregate_kl(z_mean, z_log_var, prior=object())

@@ -193,8 +193,8 @@ def log_prior_density(codes):
     return -0.5 * (np.sum(codes ** 2, axis=1) + codes.shape[1] * LOG_2PI)
 
 
-def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None):
-    """Monte Carlo estimate of ``KL(q(z) || p(z))``, in nats, with ``p = N(0, I)``.
+def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None, prior=None):
+    """Monte Carlo estimate of ``KL(q(z) || p(z))``, in nats, with ``p = N(0, I)`` by default.
 
     Draws ``z`` from the aggregate posterior (an image ``i`` at random, then
     ``z ~ q(z | x_i)``) and averages ``log q(z) - log p(z)``, with ``log q`` from
@@ -213,6 +213,8 @@ def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None
         num_samples: Monte Carlo draws from ``q(z)``, >= 1.
         seed: optional int for repeatable draws.
         chunk_size: passed to :func:`log_aggregate_density`.
+        prior: ``p(z)`` when it is not ``N(0, I)``: a :mod:`vae_keras.priors` prior (a
+            model's ``vae.prior``, such as a trained VampPrior), whose ``log_prob`` is used.
 
     Returns:
         The estimate as a float (nats).
@@ -228,7 +230,18 @@ def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None
     codes = (z_mean[chosen] + np.exp(0.5 * z_log_var[chosen])
              * rng.standard_normal((num_samples, z_mean.shape[1])))
     log_q = log_aggregate_density(codes, z_mean, z_log_var, chunk_size=chunk_size)
-    return float(np.mean(log_q - log_prior_density(codes)))
+    if prior is None:
+        log_p = log_prior_density(codes)
+    else:
+        if not callable(getattr(prior, "log_prob", None)):
+            raise TypeError(f"prior must be a vae_keras.priors prior (with log_prob), got "
+                            f"{type(prior).__name__}; wrap a scikit-learn mixture with "
+                            f"vk.priors.GaussianMixture.from_sklearn.")
+        import keras  # only here: the rest of this module is NumPy
+
+        log_p = np.asarray(keras.ops.convert_to_numpy(prior.log_prob(codes.astype(np.float32))),
+                           dtype=np.float64)
+    return float(np.mean(log_q - log_p))
 
 
 # ----------------------------------------------------------------------------- sampling
