@@ -116,3 +116,30 @@ def test_the_budget_refuses_bad_settings_and_a_schedule_it_would_fight():
     model.compile(optimizer=keras.optimizers.Adam(schedule))
     with pytest.raises(TypeError, match="LearningRateSchedule"):
         model.fit(make_bar_images(64), epochs=1, verbose=0, callbacks=[vk.TimeBudget(1)])
+
+
+@pytest.mark.parametrize("kind, shape", [("learned", ()), ("learned_per_pixel", TOY_SHAPE)])
+def test_the_sigma_trace_records_sigma_and_the_rmse_it_chases_after_every_epoch(kind, shape):
+    keras.utils.set_random_seed(0)
+    images = make_bar_images(256) * 0.8 + 0.1
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,), likelihood="gaussian",
+                   observation_scale=kind, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    trace = vk.callbacks.SigmaTrace(images[:64], seed=1)
+    model.fit(images, epochs=3, batch_size=64, verbose=0, callbacks=[trace])
+    assert len(trace.sigma) == len(trace.rmse) == 3
+    assert np.shape(trace.sigma[-1]) == np.shape(trace.rmse[-1]) == shape
+    np.testing.assert_allclose(trace.sigma[-1], model.observation_scale_value, rtol=1e-6)
+    errors = vk.evaluation.reconstruction_errors(model, images[:64], seed=1)
+    expected = np.sqrt(np.mean(errors.astype(np.float64) ** 2, axis=None if kind == "learned" else 0))
+    np.testing.assert_allclose(trace.rmse[-1], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{}, {"likelihood": "gaussian", "observation_scale": 0.2}])
+def test_the_sigma_trace_refuses_a_model_without_a_learned_sigma(options):
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(8,), **options)
+    model.compile()
+    with pytest.raises(ValueError, match="SigmaTrace follows a learned sigma"):
+        model.fit(make_bar_images(64), epochs=1, verbose=0,
+                  callbacks=[vk.callbacks.SigmaTrace(make_bar_images(8))])
+

@@ -248,3 +248,35 @@ def test_a_gzip_stream_cut_short_is_named(fake_data_dir):
     with pytest.raises(ValueError, match="cut short") as caught:
         vk.load_mnist(fake_data_dir)
     assert str(path) in str(caught.value)
+
+
+def test_dequantization_spreads_each_level_over_its_own_bin():
+    levels = np.arange(256, dtype=np.float32).reshape(1, 16, 16, 1)
+    images = levels / 255
+    dequantized = vk.data.dequantize(np.repeat(images, 50, axis=0), seed=0)
+    assert dequantized.dtype == np.float32 and 0 <= dequantized.min() and dequantized.max() < 1
+    np.testing.assert_array_equal(np.floor(dequantized * 256), np.repeat(levels, 50, axis=0))
+    # Uniform within the bin: the offset averages 1/2 (50 draws per level, 12,800 in all).
+    assert abs(float(np.mean(dequantized * 256 - np.floor(dequantized * 256))) - 0.5) < 0.01
+    np.testing.assert_array_equal(vk.data.dequantize(images, seed=3), vk.data.dequantize(images, seed=3))
+    assert not np.array_equal(vk.data.dequantize(images, seed=3), vk.data.dequantize(images, seed=4))
+
+
+@pytest.mark.parametrize("images", [np.full((2, 4, 4, 1), 0.3, np.float32),   # not k / 255
+                                    np.full((2, 4, 4, 1), 2.0, np.float32)])  # not in [0, 1]
+def test_dequantization_refuses_images_off_the_8_bit_grid(images):
+    with pytest.raises(ValueError, match="8-bit images scaled to"):
+        vk.data.dequantize(images)
+    with pytest.raises(ValueError, match="8-bit images scaled to"):
+        vk.make_dataset(images, dequantize=True)
+
+
+def test_the_pipeline_dequantizes_with_fresh_noise_every_epoch():
+    images = np.round(np.random.default_rng(0).random((64, 4, 4, 1)) * 255).astype(np.float32) / 255
+    dataset = vk.make_dataset(images, batch_size=64, shuffle=False, dequantize=True, seed=0)
+    first, second = next(iter(dataset)).numpy(), next(iter(dataset)).numpy()
+    np.testing.assert_array_equal(np.floor(first * 256), np.round(images * 255))
+    np.testing.assert_array_equal(np.floor(second * 256), np.round(images * 255))
+    assert not np.array_equal(first, second)
+    with pytest.raises(ValueError, match="not both"):
+        vk.make_dataset(images, binarize=True, dequantize=True)

@@ -179,3 +179,17 @@ def test_bfloat16_on_another_backend_says_to_use_float32(trained_toy_vae):
     with pytest.raises(ValueError, match="precision='float32'"):
         evaluation.importance_weighted_log_likelihood(model, images[:4], num_samples=2,
                                                       precision="bfloat16")
+
+
+def test_reconstruction_errors_decode_one_drawn_code_per_image(trained_toy_vae):
+    model, images = trained_toy_vae
+    errors = evaluation.reconstruction_errors(model, images[:32], seed=5)
+    z_mean, z_log_var = model.encode(images[:32])
+    noise = np.random.default_rng(5).standard_normal(z_mean.shape).astype(np.float32)
+    expected = images[:32] - model.decode(z_mean + np.exp(0.5 * z_log_var) * noise)
+    assert errors.shape == images[:32].shape
+    np.testing.assert_allclose(errors, expected, atol=1e-6)
+    np.testing.assert_array_equal(errors, evaluation.reconstruction_errors(model, images[:32], seed=5))
+    assert not np.array_equal(errors, evaluation.reconstruction_errors(model, images[:32], seed=6))
+    with pytest.raises(ValueError, match="integer"):
+        evaluation.reconstruction_errors(model, (images[:4] * 255).astype(np.uint8))

@@ -220,3 +220,26 @@ def test_continuous_bernoulli_terms_are_smooth_with_finite_gradients_across_zero
     np.testing.assert_allclose(log_normalizer[:801], np.log(grid / np.tanh(grid / 2)), atol=1e-6)
     np.testing.assert_allclose(mean[:801], 0.5 + 0.5 / np.tanh(grid / 2) - 1 / grid, atol=1e-6)
     np.testing.assert_allclose(log_normalizer[-2:], np.log(90.0), rtol=1e-6)
+
+
+def test_the_continuous_bernoulli_is_a_likelihood_choice():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 4, 4, 1)).astype(np.float32)
+    logits = rng.normal(size=images.shape).astype(np.float32)
+    np.testing.assert_allclose(
+        losses.reconstruction_log_likelihood(images, logits, "continuous_bernoulli"),
+        losses.continuous_bernoulli_log_likelihood(images, logits), rtol=1e-6)
+    with pytest.raises(ValueError, match="continuous_bernoulli"):
+        losses.reconstruction_log_likelihood(images, logits, "poisson")
+
+
+def test_dequantized_bits_per_dim_reads_a_density_on_the_unit_cube_as_bits_of_8_bit_levels():
+    # The uniform density on [0, 1]^D (log-density 0) knows nothing: log2(256) = 8 bits per pixel.
+    assert losses.dequantized_bits_per_dim(0.0, 784) == pytest.approx(8.0)
+    # A density of 256^D on one bin per pixel pins every level: 0 bits.
+    assert losses.dequantized_bits_per_dim(784 * math.log(256), 784) == pytest.approx(0.0, abs=1e-12)
+    # One nat more per image is 1 / (D log 2) bit per pixel less, elementwise on arrays.
+    np.testing.assert_allclose(losses.dequantized_bits_per_dim(np.array([0.0, 784.0]), 784),
+                               [8.0, 8.0 - 1 / math.log(2)])
+    with pytest.raises(ValueError):
+        losses.dequantized_bits_per_dim(0.0, 0)

@@ -168,7 +168,7 @@ def test_gaussian_likelihood_trains_on_real_valued_pixels():
     assert means.min() >= 0 and means.max() <= 1  # the default Gaussian decoder ends in a sigmoid
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "continuous_bernoulli"])
 def test_vae_save_and_load_round_trip_keeps_outputs_beta_and_optimizer(tmp_path, likelihood):
     keras.utils.set_random_seed(0)
     images = make_bar_images(128)
@@ -227,6 +227,37 @@ def test_the_likelihood_lives_in_two_methods():
                 - 0.5 * ((images - means) / 0.3) ** 2).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(gaussian.log_likelihood(images, means), expected, rtol=1e-5)
     np.testing.assert_array_equal(gaussian.mean_images(means), means)
+    continuous = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(8,),
+                        likelihood="continuous_bernoulli")
+    np.testing.assert_allclose(continuous.log_likelihood(images, logits),
+                               vk.losses.continuous_bernoulli_log_likelihood(images, logits), rtol=1e-6)
+    # Its mean is pulled towards 1/2, so it is not the sigmoid of the logits.
+    np.testing.assert_allclose(continuous.mean_images(logits),
+                               vk.losses.continuous_bernoulli_mean(logits), rtol=1e-6)
+    assert np.all(np.abs(continuous.mean_images(logits) - 0.5) < np.abs(means - 0.5) + 1e-6)
+
+
+def test_the_continuous_bernoulli_trains_on_grey_levels_with_logits():
+    keras.utils.set_random_seed(3)
+    images = vk.data.dequantize(np.round(make_bar_images(512) * 0.8 * 255 + 20) / 255, seed=0)
+    model = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(32,),
+                   likelihood="continuous_bernoulli")
+    assert not vk.model_base._ends_with_sigmoid(model.decoder)  # logits, as the Bernoulli's
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(images, epochs=3, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert np.isfinite(model.elbo(images, seed=0))
+    means = model.reconstruct(images[:4])
+    assert 0 < means.min() and means.max() < 1
+    with pytest.raises(ValueError, match="continuous bernoulli likelihood needs pixel values"):
+        model.elbo(images * 255)
+
+
+def test_a_continuous_bernoulli_decoder_must_not_end_with_a_sigmoid():
+    encoder = vk.build_encoder("dense", 2, TOY_SHAPE, hidden_units=(8,))
+    decoder = vk.build_decoder("dense", 2, TOY_SHAPE, hidden_units=(8,), output_activation="sigmoid")
+    with pytest.raises(ValueError, match="continuous Bernoulli likelihood takes logits"):
+        vk.VAE(encoder, decoder, likelihood="continuous_bernoulli")
 
 
 @pytest.mark.parametrize("kind, shape", [("learned", ()), ("learned_per_pixel", TOY_SHAPE)])

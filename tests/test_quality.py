@@ -258,3 +258,57 @@ def test_training_the_judge_leaves_the_callers_random_state_alone(fake_data_dir,
 def test_a_recipe_with_a_missing_key_is_refused(tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         vk.quality.judge(recipe={"epochs": 1}, cache_dir=tmp_path)
+
+
+def test_laplacian_variance_of_a_point_and_of_a_constant_image():
+    point = np.zeros((1, 5, 5, 1), np.float32)
+    point[0, 2, 2, 0] = 1.0
+    # The Laplacian on the 3 x 3 interior: -4 at the point, 1 at its four neighbours, 0 at the
+    # corners; mean 0, variance (16 + 4) / 9.
+    assert quality.laplacian_variance(point) == pytest.approx(20 / 9)
+    assert quality.laplacian_variance(np.full((2, 6, 6), 0.7, np.float32)) == 0.0
+
+
+def test_blurring_lowers_the_laplacian_variance():
+    images = np.stack([bar_image(width) for width in (1, 2, 3, 4)])
+    blurred = blur(images)
+    assert quality.laplacian_variance(blurred) < quality.laplacian_variance(images) / 2
+
+
+@pytest.mark.parametrize("images, match", [(np.zeros((2, 2, 2, 1), np.float32), "at least 3 x 3"),
+                                           (np.zeros((2, 5, 5, 3), np.float32), "one channel"),
+                                           (np.zeros((2, 5, 5, 1), np.uint8), "integer")])
+def test_laplacian_variance_rejects_bad_images(images, match):
+    with pytest.raises(ValueError, match=match):
+        quality.laplacian_variance(images)
+
+
+def test_the_judge_score_runs_from_one_to_the_number_of_classes():
+    confident_and_even = np.eye(10)[np.arange(100) % 10]
+    assert quality.judge_score(confident_and_even) == pytest.approx(10.0, rel=1e-6)
+    assert quality.judge_score(np.eye(10)[np.zeros(100, int)]) == pytest.approx(1.0)  # one digit
+    assert quality.judge_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)  # all unsure
+    # Confident samples of half the digits, evenly: exp(log 5) = 5.
+    assert quality.judge_score(np.eye(10)[np.arange(100) % 5]) == pytest.approx(5.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("probabilities, match", [(np.zeros(10), "shape"),
+                                                  (np.full((4, 10), 0.5), "sum to 1"),
+                                                  (np.full((4, 10), np.nan), "finite")])
+def test_the_judge_score_rejects_what_is_not_probabilities(probabilities, match):
+    with pytest.raises(ValueError, match=match):
+        quality.judge_score(probabilities)
+
+
+def test_a_judge_scores_images_with_its_own_verdicts():
+    inputs = keras.Input((4, 4, 1))
+    # A "classifier" that reads class 0 on dark images and class 1 on bright ones.
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant(
+        [[-50.0, 50.0]]), bias_initializer=keras.initializers.Constant([25.0, -25.0]))(mean)
+    judge = quality.Judge(keras.Model(inputs, outputs), {"recipe": {}, "test_accuracy": 1.0,
+                                                         "reference": {}, "training_seconds": 0.0},
+                          from_cache=False)
+    half_and_half = np.concatenate([np.zeros((8, 4, 4, 1)), np.ones((8, 4, 4, 1))]).astype(np.float32)
+    assert judge.score(half_and_half) == pytest.approx(2.0, rel=1e-4)
+    assert judge.score(np.zeros((8, 4, 4, 1), np.float32)) == pytest.approx(1.0, rel=1e-4)

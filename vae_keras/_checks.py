@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 # Their home is the light settings module, which the command line reads before TensorFlow.
-from vae_keras.settings import ARCHITECTURES, LIKELIHOODS  # noqa: F401
+from vae_keras.settings import ARCHITECTURES, LIKELIHOODS, LOGIT_LIKELIHOODS  # noqa: F401
 
 
 def check_choice(name, value, choices):
@@ -89,14 +89,14 @@ def check_pixel_values(array, likelihood, what="images"):
     low, high = float(np.min(array)), float(np.max(array))
     if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{what} contain NaN or infinite values; clean the data first.")
-    if likelihood == "bernoulli" and (low < 0.0 or high > 1.0):
+    if likelihood in LOGIT_LIKELIHOODS and (low < 0.0 or high > 1.0):
         hint = (
             " They look like raw 0-255 pixels: divide by 255."
             if high > 1.0 and high <= 255.0 and low >= 0.0
             else ""
         )
         raise ValueError(
-            f"{what} have values in [{low:g}, {high:g}], but the Bernoulli likelihood "
+            f"{what} have values in [{low:g}, {high:g}], but the {likelihood.replace('_', ' ')} likelihood "
             f"needs pixel values in [0, 1].{hint} For real-valued data use "
             f"likelihood='gaussian'."
         )
@@ -122,7 +122,8 @@ def check_images(data, image_shape, likelihood, what="images"):
     Args:
         data: the images, or what ``fit``/``evaluate``/``predict`` receive as ``x``.
         image_shape: the shape of one image the model expects, e.g. ``(28, 28, 1)``.
-        likelihood: ``"bernoulli"`` (pixels must lie in [0, 1]) or ``"gaussian"``.
+        likelihood: ``"bernoulli"`` or ``"continuous_bernoulli"`` (pixels must lie
+            in [0, 1]), or ``"gaussian"``.
         what: how to name the data in an error message.
 
     Raises:

@@ -8,7 +8,7 @@ decoder was trained on codes from the *aggregate posterior*
 the mixture of the posteriors of the ``N`` training images. The KL term of the
 ELBO pulls each ``q(z | x)`` towards the prior; it does not make their mixture
 equal to it, and prior samples that land where ``q(z)`` is thin ("holes")
-decode to images the decoder never learned to draw. Notebook 10 uses every
+decode to images the decoder never learned to draw. Notebook 11 uses every
 function here:
 
 - Measuring the mismatch: :func:`code_statistics` (per latent dimension: the
@@ -254,7 +254,7 @@ def draw_posterior_codes(z_mean, z_log_var, seed=None):
     point per image, so it spreads as ``q(z)`` does; the posterior means alone
     are narrower by each posterior's own variance. This is what
     :func:`fit_code_mixture` should be fitted to when the mixture will serve as
-    the prior of the likelihood bound (notebook 10, section 5;
+    the prior of the likelihood bound (notebook 11, section 5;
     ``benchmarks/likelihood.py``'s mixture rows).
 
     Args:
@@ -292,7 +292,7 @@ def fit_code_mixture(codes, num_components=10, covariance_type="full", seed=None
         codes: the training codes, ``(n, latent_dim)``, at least ``num_components`` of them:
             for sampling usually ``vae.encode_mean(x_train)``; for a prior to bound the
             likelihood with, one code drawn from each ``q(z | x)``, which spreads like
-            ``q(z)`` itself (notebook 10, section 5).
+            ``q(z)`` itself (notebook 11, section 5).
         num_components: Gaussians in the mixture, >= 1 (Ghosh et al. use 10 for MNIST).
         covariance_type: ``"full"``, ``"diag"``, ``"tied"`` or ``"spherical"``.
         seed: optional int for the initialization and, later, for ``mixture.sample``.

@@ -1,4 +1,4 @@
-"""Training callbacks: KL-weight schedules, a time budget, and a guard against NaN losses.
+"""Training callbacks: KL-weight schedules, a time budget, a guard against NaN losses, a sigma trace.
 
 Posterior collapse, where the KL term wins early and the decoder learns to
 ignore the code, is the most common complaint about VAE tutorials. Starting
@@ -17,7 +17,7 @@ import time
 import keras
 import numpy as np
 
-from vae_keras import _checks
+from vae_keras import _checks, evaluation
 
 
 def sync_variables(model):
@@ -230,3 +230,53 @@ class TimeBudget(keras.callbacks.Callback):
         self.seconds = self.clock() - self._start
         sync_variables(self.model)
         self.model.optimizer.learning_rate.assign(self._initial_learning_rate)
+
+
+class SigmaTrace(keras.callbacks.Callback):
+    """After every epoch, a Gaussian VAE's learned sigma and the RMSE it moves towards.
+
+    The maximum-likelihood sigma of a Gaussian decoder is the root mean square of
+    its reconstruction errors with codes drawn from ``q(z | x)``
+    (:func:`vae_keras.evaluation.reconstruction_errors`). This callback records both
+    after every epoch, on a fixed set of images and a fixed noise seed, so a
+    notebook can show how far the learned value lags behind (notebook 07). With one
+    sigma per pixel, both are recorded per pixel.
+
+    Args:
+        images: the images to measure the RMSE on (1,000 training images is plenty).
+        seed: the codes' noise, the same after every epoch.
+
+    Attributes:
+        sigma: the learned sigma after each epoch (floats, or arrays per pixel).
+        rmse: the RMSE after each epoch, of the same shape.
+
+    Raises:
+        ValueError: (when training starts) a model without a learned Gaussian sigma.
+    """
+
+    def __init__(self, images, seed=0):
+        super().__init__()
+        self.images = np.asarray(images, dtype=np.float32)
+        self.seed = _checks.check_seed(seed)
+        self.sigma, self.rmse = [], []
+
+    def on_train_begin(self, logs=None):
+        scale = getattr(self.model, "observation_scale", None)
+        if getattr(self.model, "likelihood", None) != "gaussian" or not isinstance(scale, str):
+            raise ValueError(
+                "SigmaTrace follows a learned sigma: build the model with "
+                "likelihood='gaussian' and observation_scale='learned' (or "
+                f"'learned_per_pixel'); this one has likelihood="
+                f"{getattr(self.model, 'likelihood', None)!r}, observation_scale={scale!r}.")
+        self.model.check_images(self.images, what="SigmaTrace's images")
+
+    def on_epoch_end(self, epoch, logs=None):
+        sigma = np.asarray(self.model.observation_scale_value, dtype=np.float64)
+        errors = evaluation.reconstruction_errors(self.model, self.images, seed=self.seed)
+        squared = np.square(errors.astype(np.float64))
+        rmse = np.sqrt(squared.mean() if sigma.ndim == 0 else squared.mean(axis=0))
+        self.sigma.append(float(sigma) if sigma.ndim == 0 else sigma)
+        self.rmse.append(float(rmse) if sigma.ndim == 0 else rmse)
+        if logs is not None and sigma.ndim == 0:
+            logs["sigma"], logs["rmse"] = float(sigma), float(rmse)
+

@@ -142,7 +142,8 @@ def _add_train_parser(commands):
                             "and sample use it); or vamp:K, a VampPrior of K pseudo-inputs "
                             "trained with the model")
     train.add_argument("--likelihood", choices=list(run_settings.LIKELIHOODS),
-                       help="p(x | z): bernoulli for binarized images, gaussian for grey levels")
+                       help="p(x | z): bernoulli for binarized images; gaussian or "
+                            "continuous_bernoulli for grey levels")
     train.add_argument("--observation-scale", type=_observation_scale,
                        help="sigma of the Gaussian likelihood (with --likelihood gaussian only): "
                             "a number > 0, or learned / learned_per_pixel")

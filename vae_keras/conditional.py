@@ -13,7 +13,7 @@ is the VAE's with ``y`` added to both networks, so :class:`ConditionalVAE` is a
 :class:`~vae_keras.VAE` whose forward pass reads labels: it overrides how a batch
 is unpacked (``(images, labels)``) and how the encoder and decoder are called
 (one-hot labels as their second input), and keeps the VAE's training step,
-likelihood, KL term and evaluation. Notebook 08 trains one on MNIST.
+likelihood, KL term and evaluation. Notebook 09 trains one on MNIST.
 
 It lives in its own module so that ``models.py``, the teaching core, stays short.
 """
@@ -106,7 +106,7 @@ class ConditionalVAE(models.VAE):
                    if kwargs.get(key) is not None}
         likelihood = _checks.check_choice("likelihood", kwargs.get("likelihood", "bernoulli"),
                                           _checks.LIKELIHOODS)
-        gaussian = likelihood == "gaussian"
+        gaussian = likelihood == "gaussian"  # means through a sigmoid; the others give logits
         encoder = architectures.build_encoder(architecture, latent_dim, image_shape,
                                               num_classes=num_classes, **options)
         decoder = architectures.build_decoder(architecture, latent_dim, image_shape,

@@ -380,6 +380,51 @@ def binarize(images, seed=None):
     return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
+PIXEL_LEVELS = 256  # 8-bit images: the loaders divide the levels 0..255 by 255
+
+
+def _pixel_levels(images):
+    """The integer levels ``0 .. 255`` behind 8-bit images in [0, 1]; ValueError for others."""
+    images = np.asarray(images, dtype=np.float32)
+    levels = np.round(images * (PIXEL_LEVELS - 1))
+    if images.size and (images.min() < 0 or images.max() > 1
+                        or np.max(np.abs(levels - images * (PIXEL_LEVELS - 1))) > 1e-3):
+        raise ValueError(
+            "dequantize needs 8-bit images scaled to [0, 1] (the levels 0..255 divided by 255, "
+            "as vk.load_mnist returns them); these are not on that grid. Dequantize the "
+            "images before any other change (blurring, binarizing, noise).")
+    return levels
+
+
+def dequantize(images, seed=None):
+    """Uniform dequantization: each 8-bit level ``k`` becomes ``(k + u) / 256``, ``u ~ U(0, 1)``.
+
+    A density on ``[0, 1]^D`` fitted to 8-bit images can put unbounded density on
+    the exact values ``k / 255`` (an all-black border, say), so its log-likelihood
+    says little. Spreading each level over its own bin of width 1/256 removes
+    that loophole: for any density ``p``, ``log p(x~) - D log 256`` averaged over
+    the noise is a lower bound on the log-probability of the discrete image
+    (Theis, van den Oord and Bethge, 2016), so likelihoods of different continuous
+    models become comparable, in bits per dimension
+    (:func:`vae_keras.losses.dequantized_bits_per_dim`). Notebook 08 uses it.
+
+    Args:
+        images: float array in [0, 1] holding 8-bit levels divided by 255.
+        seed: optional int for the noise.
+
+    Returns:
+        float32 array of the same shape with values in ``[0, 1)``.
+
+    Raises:
+        ValueError: images that are not 8-bit levels divided by 255.
+    """
+    levels = _pixel_levels(images)
+    noise = np.random.default_rng(seed).random(levels.shape, dtype=np.float32)
+    # In float32, k + u for u just below 1 can round up to k + 1: keep each value in its own bin.
+    top = np.nextafter(((levels + 1) / PIXEL_LEVELS).astype(np.float32), np.float32(0))
+    return np.minimum(((levels + noise) / PIXEL_LEVELS).astype(np.float32), top)
+
+
 def check_pipeline_images(images, binarize=False):
     """Images for a ``tf.data`` pipeline as float32 ``(n, h, w, c)``; ValueError otherwise."""
     images = np.asarray(images, dtype=np.float32)
@@ -393,7 +438,7 @@ def check_pipeline_images(images, binarize=False):
 
 
 def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None,
-                 drop_remainder=False, labels=None):
+                 drop_remainder=False, labels=None, dequantize=False):
     """A ``tf.data`` pipeline of image batches (or image-label pairs) for ``fit``/``evaluate``.
 
     Shuffling permutes indices and gathers each batch from the images held in
@@ -414,12 +459,19 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
         labels: optional class labels ``(n,)``, one per image; batches are then
             ``(images, labels)`` pairs (int64 labels), as a
             :class:`~vae_keras.ConditionalVAE` trains on.
+        dequantize: uniform dequantization with fresh noise on every pass
+            (:func:`dequantize`): for continuous likelihoods on 8-bit images.
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 batches (or ``(images, labels)``
         pairs), prefetched.
     """
     images = check_pipeline_images(images, binarize)
+    if binarize and dequantize:
+        raise ValueError("Choose binarize=True (binary images for the Bernoulli likelihood) or "
+                         "dequantize=True (grey levels for a continuous one), not both.")
+    if dequantize:
+        _pixel_levels(images)  # raises unless the images are 8-bit levels / 255
     batch_size = _checks.check_whole_number("batch_size", batch_size)
     count = len(images)
     pixels = tf.constant(images)  # copied once, shared by every pass
@@ -431,11 +483,11 @@ def make_dataset(images, batch_size=128, shuffle=True, binarize=False, seed=None
     batches = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder),
                                    noise_seeds))
 
-    return gather_batches(batches, pixels, binarize, labels)
+    return gather_batches(batches, pixels, binarize, labels, dequantize=dequantize)
 
 
-def gather_batches(batches, pixels, binarize, labels=None):
-    """Map ``(batch_indices, noise_seed)`` pairs to image batches, binarized if asked.
+def gather_batches(batches, pixels, binarize, labels=None, dequantize=False):
+    """Map ``(batch_indices, noise_seed)`` pairs to image batches, binarized or dequantized if asked.
 
     Shared by :func:`make_dataset` and :func:`vae_keras.runs.epoch_dataset`,
     which differ only in how they order the indices and choose the seeds. With
@@ -449,6 +501,11 @@ def gather_batches(batches, pixels, binarize, labels=None):
         if binarize:
             uniform = tf.random.stateless_uniform(tf.shape(batch), seed=noise_seed)
             batch = tf.cast(uniform < batch, tf.float32)
+        elif dequantize:
+            uniform = tf.random.stateless_uniform(tf.shape(batch), seed=noise_seed)
+            levels = tf.round(batch * (PIXEL_LEVELS - 1))
+            top = tf.experimental.numpy.nextafter((levels + 1) / PIXEL_LEVELS, 0.0)  # own bin
+            batch = tf.minimum((levels + uniform) / PIXEL_LEVELS, top)
         return batch if labels is None else (batch, tf.gather(labels, batch_indices))
 
     return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -17,7 +17,7 @@ nothing else. With data whose factors are known, such as
   :func:`vae_keras.plotting.latent_traversals` draws them in.
 
 Scores of this kind vary a lot from one training seed to the next (Locatello
-et al. 2019): compare them over several seeds. Used by notebook 09.
+et al. 2019): compare them over several seeds. Used by notebook 10.
 """
 
 import numpy as np

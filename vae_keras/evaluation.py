@@ -385,3 +385,31 @@ def negative_log_likelihood(model, images, num_samples=1000, batch_size=100, see
         "bits_per_dim": float(losses.nats_to_bits_per_dim(nll, model.num_pixels)),
         "num_samples": int(num_samples),
     }
+
+
+def reconstruction_errors(model, images, seed=None, batch_size=1000):
+    """``x - E[x | z]`` per pixel, with one code ``z ~ q(z | x)`` drawn per image.
+
+    These are the errors the ELBO's reconstruction term sees (codes drawn, not the
+    posterior means that :meth:`~vae_keras.VAE.reconstruct` decodes), so their root
+    mean square is the maximum-likelihood sigma of a Gaussian decoder (notebook 07):
+    the value a learned sigma moves towards.
+
+    Args:
+        model: a trained :class:`~vae_keras.VAE` (any likelihood: the error is taken
+            from the mean image of ``p(x | z)``).
+        images: float images ``(n,) + model.image_shape``.
+        seed: optional int for the codes' noise (None: from NumPy's global generator).
+        batch_size: images encoded and decoded at once.
+
+    Returns:
+        float32 NumPy array of the images' shape.
+    """
+    seed = _resolve_seed(seed)
+    model.check_images(images)
+    images = np.asarray(images, dtype=np.float32)
+    z_mean, z_log_var = model.encode(images, batch_size=batch_size)
+    noise = np.random.default_rng(seed).standard_normal(z_mean.shape).astype(np.float32)
+    codes = z_mean + np.exp(0.5 * z_log_var) * noise
+    return images - model.decode(codes, batch_size=batch_size)
+

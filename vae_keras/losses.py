@@ -14,6 +14,8 @@ import numpy as np
 
 from keras import ops
 
+from vae_keras import _checks
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -127,7 +129,7 @@ def continuous_bernoulli_log_normalizer(logits):
     a Taylor series is used (``log 2 + u^2/3 - 7 u^4/90`` with ``u = l/2``, error
     below 1e-9); elsewhere
     ``log|l| - log(-expm1(-|l|)) + log1p(exp(-|l|))``, which never overflows.
-    Notebook 07 plots it: the term that binary cross-entropy leaves out.
+    Notebook 08 plots it: the term that binary cross-entropy leaves out.
 
     Args:
         logits: decoder outputs before the sigmoid, any shape.
@@ -218,9 +220,11 @@ def reconstruction_log_likelihood(images, decoder_output, likelihood="bernoulli"
 
     Args:
         images: targets, shape ``(batch, ...)``.
-        decoder_output: logits for ``"bernoulli"``, means for ``"gaussian"``; the
-            images' shape, or ``(K, batch, ...)`` for K outputs per image.
-        likelihood: ``"bernoulli"`` or ``"gaussian"``.
+        decoder_output: logits for ``"bernoulli"`` and ``"continuous_bernoulli"``,
+            means for ``"gaussian"``; the images' shape, or ``(K, batch, ...)`` for K
+            outputs per image.
+        likelihood: ``"bernoulli"``, ``"gaussian"`` or ``"continuous_bernoulli"``
+            (:func:`continuous_bernoulli_log_likelihood`, a density on grey levels).
         log_scale: the Gaussian's log standard deviation (ignored for Bernoulli).
 
     Returns:
@@ -230,7 +234,10 @@ def reconstruction_log_likelihood(images, decoder_output, likelihood="bernoulli"
         return bernoulli_log_likelihood(images, decoder_output)
     if likelihood == "gaussian":
         return gaussian_log_likelihood(images, decoder_output, log_scale)
-    raise ValueError(f"Unknown likelihood {likelihood!r}: choose 'bernoulli' or 'gaussian'.")
+    if likelihood == "continuous_bernoulli":
+        return continuous_bernoulli_log_likelihood(images, decoder_output)
+    raise ValueError(f"Unknown likelihood {likelihood!r}: choose 'bernoulli', 'gaussian' or "
+                     f"'continuous_bernoulli'.")
 
 
 def standard_normal_log_prob(z):
@@ -314,6 +321,31 @@ def importance_weighted_bound(log_weights, axis=0):
     """
     num_samples = log_weights.shape[axis]
     return ops.logsumexp(log_weights, axis=axis) - math.log(num_samples)
+
+
+def dequantized_bits_per_dim(log_density, num_dims, levels=256):
+    """Bits per dimension of 8-bit images, from a log-density of their dequantized copies.
+
+    With uniform dequantization (:func:`vae_keras.data.dequantize`), each level
+    has a bin of width ``1 / levels``, so ``log p(x~) - D log(levels)`` (in
+    expectation over the noise) bounds the log-probability of the discrete image
+    from below; this returns ``-(log p(x~) - D log levels) / (D log 2)``, the
+    number the literature reports. A model that knows nothing scores
+    ``log2(levels)`` = 8 bits per dimension (uniform over the levels).
+
+    Args:
+        log_density: log-density (an ELBO is a lower bound of it) per image, in
+            nats, of dequantized images in ``[0, 1]^D``: a float or an array.
+        num_dims: D, the pixels per image.
+        levels: the number of grey levels (256 for 8-bit images).
+
+    Returns:
+        Bits per dimension, the shape of ``log_density``.
+    """
+    num_dims = _checks.check_whole_number("num_dims", num_dims)
+    levels = _checks.check_whole_number("levels", levels)
+    log_density = np.asarray(log_density, dtype=np.float64)
+    return (num_dims * math.log(levels) - log_density) / (num_dims * math.log(2.0))
 
 
 def nats_to_bits_per_dim(nats, num_dims):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras import ops
 
 from vae_keras import _checks, aggregate, architectures, losses, performance, priors
+from vae_keras.settings import LOGIT_LIKELIHOODS
 from vae_keras.callbacks import NonFiniteLossGuard
 
 
@@ -340,9 +341,10 @@ def check_decoder(decoder, latent_dim, image_shape, likelihood):
             f"The decoder must map codes of shape (batch, {latent_dim}) to images of shape "
             f"(batch,) + {tuple(image_shape)}; it returns {output_shape}."
         )
-    if likelihood == "bernoulli" and _ends_with_sigmoid(decoder):
+    if likelihood in LOGIT_LIKELIHOODS and _ends_with_sigmoid(decoder):
+        name = "continuous Bernoulli" if likelihood == "continuous_bernoulli" else "Bernoulli"
         raise ValueError(
-            "The decoder ends with a sigmoid, but the Bernoulli likelihood takes logits (it "
+            f"The decoder ends with a sigmoid, but the {name} likelihood takes logits (it "
             "applies the sigmoid itself, stably). Remove the final activation "
             "(activation=None), or use likelihood='gaussian' for a decoder that outputs means."
         )

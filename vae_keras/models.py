@@ -23,7 +23,7 @@ from keras import ops
 
 from vae_keras import _checks, architectures, evaluation, losses, model_base, priors
 from vae_keras.layers import Sampling, reparameterize
-from vae_keras.settings import DEFAULT_OBSERVATION_SCALE, LEARNED_SCALES  # noqa: F401
+from vae_keras.settings import DEFAULT_OBSERVATION_SCALE, LEARNED_SCALES, LOGIT_LIKELIHOODS  # noqa: F401
 
 # A learned sigma is kept above this floor: a pixel that the decoder reproduces exactly
 # (MNIST's always-black border) would otherwise drive its sigma, and the likelihood, to infinity.
@@ -55,8 +55,9 @@ class _ImageModel(model_base.ImageModel):
     def log_likelihood(self, images, decoder_output):
         """``log p(x | z)`` per image in nats, from the decoder's output for ``z``.
 
-        The one place the likelihood is chosen: Bernoulli pixels from logits, or
-        Gaussian pixels around the decoder's means with this model's scale.
+        The one place the likelihood is chosen: Bernoulli pixels from logits,
+        Gaussian pixels around the decoder's means with this model's scale, or
+        continuous Bernoulli grey levels from logits (notebook 08).
 
         Returns:
             A float32 tensor of shape ``(batch,)``.
@@ -66,10 +67,16 @@ class _ImageModel(model_base.ImageModel):
             self.log_observation_scale())
 
     def mean_images(self, decoder_output):
-        """The mean image of ``p(x | z)``: pixel probabilities (Bernoulli) or means (Gaussian)."""
+        """The mean image of ``p(x | z)``: pixel probabilities (Bernoulli) or means (Gaussian).
+
+        The continuous Bernoulli's mean is not ``sigmoid(logits)``: it is pulled
+        towards 1/2 (:func:`vae_keras.losses.continuous_bernoulli_mean`).
+        """
         decoder_output = ops.cast(decoder_output, "float32")
         if self.likelihood == "bernoulli":
             return ops.sigmoid(decoder_output)
+        if self.likelihood == "continuous_bernoulli":
+            return losses.continuous_bernoulli_mean(decoder_output)
         return decoder_output
 
     def compute_loss_terms(self, inputs, training=False):
@@ -246,14 +253,16 @@ class VAE(_ImageModel):
 
     Your encoder returns ``[z_mean, z_log_var]`` (a third output, such as the
     ``z`` of the Keras example's encoder, is ignored) and your decoder returns
-    logits for the Bernoulli likelihood or means for the Gaussian one.
+    logits for the Bernoulli likelihoods or means for the Gaussian one.
 
     Args:
         encoder: optional ``keras.Model`` from images to ``[z_mean, z_log_var]``.
         decoder: optional ``keras.Model`` from codes to per-pixel outputs.
         latent_dim: code size when building the default architecture.
         architecture: ``"dense"`` or ``"conv"`` for the default architecture.
-        likelihood: ``"bernoulli"`` (pixels in [0, 1]) or ``"gaussian"``.
+        likelihood: ``"bernoulli"`` (pixels in [0, 1]), ``"gaussian"``, or
+            ``"continuous_bernoulli"`` (grey levels in [0, 1]; the cross-entropy
+            plus its normalizer, a true density: notebook 08).
         beta: weight of the KL term (1 is the ELBO; see ``vae_keras.callbacks``).
         observation_scale: the Gaussian likelihood's standard deviation sigma: a
             number (fixed), ``"learned"`` (one shared sigma trained with the
@@ -300,7 +309,7 @@ class VAE(_ImageModel):
         encoder, decoder, image_shape, encoder_shapes = model_base.encoder_and_decoder(
             "VAE", encoder, decoder, latent_dim, architecture, image_shape,
             dict(hidden_units=hidden_units, filters=filters), variational=True,
-            output_activation=None if likelihood == "bernoulli" else "sigmoid")
+            output_activation=None if likelihood in LOGIT_LIKELIHOODS else "sigmoid")
         model_base.check_posterior_shapes(encoder_shapes)
         super().__init__(image_shape, likelihood, **kwargs)
         self.encoder = encoder
@@ -534,7 +543,7 @@ class VAE(_ImageModel):
                           covariance_type="full", seed=None, batch_size=256):
         """Fit a Gaussian mixture to this model's codes and make it the prior; return it.
 
-        The ex-post prior (Ghosh et al. 2020; notebook 10): after training, EM
+        The ex-post prior (Ghosh et al. 2020; notebook 11): after training, EM
         (scikit-learn) fits ``num_components`` Gaussians to one code drawn from
         each image's posterior, which spreads like the aggregate posterior
         ``q(z)``. Sampling, the ELBO and the likelihood bound then use it, and

@@ -233,7 +233,7 @@ def latent_traversals(model, images, num_steps=9, limit=2.5, base_index=0, ax=No
     by each dimension's mean KL over ``images``
     (:func:`vae_keras.disentanglement.kl_per_dimension`), largest first, and
     labelled with it: the dimensions the model does not use come last and show
-    as flat rows. A disentangled code changes one factor per row (notebook 09).
+    as flat rows. A disentangled code changes one factor per row (notebook 10).
 
     Args:
         model: a trained VAE (``encode`` returning ``(z_mean, z_log_var)``, ``decode``).

@@ -16,7 +16,7 @@ The priors:
 
 - :class:`StandardNormal`: ``N(0, I)``, the default, with the closed-form KL
   (:func:`vae_keras.losses.gaussian_kl`); it has no weights.
-- :class:`GaussianMixture`: an *ex-post* prior (Ghosh et al. 2020, notebook 10): fitted
+- :class:`GaussianMixture`: an *ex-post* prior (Ghosh et al. 2020, notebook 11): fitted
   after training by scikit-learn's EM to codes drawn from the training images'
   posteriors (``vae.fit_prior_mixture(x_train, num_components=50)``), stored as
   non-trainable weights (means, Cholesky factors of the precisions, log weights), so
@@ -272,7 +272,7 @@ class GaussianMixture(Prior):
 
         For a prior to bound the likelihood with, fit it to one code drawn from
         each training image's posterior (:func:`vae_keras.aggregate.draw_posterior_codes`),
-        which spreads like the aggregate posterior ``q(z)`` (notebook 10).
+        which spreads like the aggregate posterior ``q(z)`` (notebook 11).
 
         Raises:
             TypeError, ValueError: as :func:`vae_keras.aggregate.fit_code_mixture`

@@ -450,7 +450,7 @@ def factor_agreement(factors, decoded, vocabulary=VOCABULARY):
     """Per factor, the share of decoded rows that parse and carry the given factor value.
 
     The text counterpart of a classifier's accuracy, read by the grammar's parser
-    instead of a trained judge. Two uses in notebook 11:
+    instead of a trained judge. Two uses in notebook 12:
 
     - reconstruction: ``factors`` are the sentences' own factors and ``decoded``
       their reconstructions; a code that carries the tense scores near 1 in the

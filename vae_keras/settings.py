@@ -34,7 +34,9 @@ DEFAULT_EPOCHS = 30  # a new run's epochs without --epochs or --time-budget
 DATASETS = ("mnist", "fashion_mnist")
 DATA_DIR_VARIABLE = "VAE_KERAS_DATA"
 ARCHITECTURES = ("dense", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+# The likelihoods whose decoder outputs logits (the others output means through a sigmoid).
+LOGIT_LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 # Learned observation scales: one shared sigma, or one per pixel.
 LEARNED_SCALES = ("learned", "learned_per_pixel")
 DEFAULT_OBSERVATION_SCALE = 0.1  # the Gaussian's sigma, and where a learned one starts

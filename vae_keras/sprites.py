@@ -24,7 +24,7 @@ image minus a margin that keeps the largest sprite, at any orientation, inside
 it with a blank pixel to spare. Orientations stop at 45 degrees so that no two
 values look alike: the square repeats every 90 degrees and the ellipse every 180.
 
-Used by notebook 09 (beta-VAE and disentanglement) with
+Used by notebook 10 (beta-VAE and disentanglement) with
 :mod:`vae_keras.disentanglement`.
 """
 
@@ -158,7 +158,7 @@ def make_sprites(num_scales=6, num_orientations=6, num_positions=10, num_images=
     """Every combination of the factor grid (or a random subset), as images with factors.
 
     With the defaults that is 3 x 6 x 6 x 10 x 10 = 10,800 images of 28x28,
-    drawn in seconds (the time is printed in notebook 09).
+    drawn in seconds (the time is printed in notebook 10).
 
     Args:
         num_scales: number of scales (see :func:`factor_grid`).
