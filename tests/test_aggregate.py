@@ -309,3 +309,24 @@ def test_aggregate_kl_against_another_prior_uses_its_log_prob():
                                       prior=itself)) < 0.05 * default
     with pytest.raises(TypeError, match="from_sklearn"):
         aggregate.aggregate_kl(z_mean, z_log_var, prior=object())
+
+
+def test_the_prior_kl_to_the_aggregate_is_zero_at_the_prior_and_matches_one_gaussian():
+    zeros = np.zeros((5, 3))
+    assert aggregate.prior_kl_to_aggregate(zeros, zeros, num_samples=500, seed=0) == pytest.approx(
+        0.0, abs=1e-9)
+    # One posterior N(m, s^2 I): KL(N(0, I) || N(m, s^2 I)) = sum(log s + (1 + m^2) / (2 s^2) - 1/2).
+    mean, scale = np.array([[0.5, -1.0, 0.0]]), 0.5
+    exact = float(np.sum(np.log(scale) + (1 + mean ** 2) / (2 * scale ** 2) - 0.5))
+    estimate = aggregate.prior_kl_to_aggregate(mean, np.full_like(mean, 2 * np.log(scale)),
+                                               num_samples=200_000, seed=1)
+    assert estimate == pytest.approx(exact, rel=0.02)
+
+
+def test_narrow_posteriors_leave_holes_that_the_kl_to_the_aggregate_sees():
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((200, 2))
+    wide = aggregate.prior_kl_to_aggregate(means * 0.5, np.full_like(means, np.log(0.75)), seed=0)
+    narrow = aggregate.prior_kl_to_aggregate(means, np.full_like(means, np.log(1e-4)), seed=0)
+    assert narrow > wide + 5
+

@@ -244,6 +244,39 @@ def aggregate_kl(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None
     return float(np.mean(log_q - log_p))
 
 
+def prior_kl_to_aggregate(z_mean, z_log_var, num_samples=2000, seed=None, chunk_size=None):
+    """Monte Carlo estimate of ``KL(p(z) || q(z))`` in nats, ``p = N(0, I)``: the prior's holes.
+
+    The other direction from :func:`aggregate_kl`. It draws ``z`` from the prior
+    and averages ``log p(z) - log q(z)``, so it is large when the prior puts mass
+    where no posterior of the ``N`` images does: prior samples that land in such
+    holes decode to images the decoder never learned to draw. 0 when every
+    posterior is the prior. Unlike :func:`aggregate_kl` it is not bounded by
+    ``log N``: narrow posteriors leave most of the prior's mass far from all of them.
+    Notebook 07 uses it to show why small-sigma Gaussian VAEs give poor samples.
+
+    Args:
+        z_mean: posterior means ``(N, latent_dim)`` of the images that define ``q``.
+        z_log_var: their log-variances, same shape.
+        num_samples: Monte Carlo draws from the prior, >= 1.
+        seed: optional int for repeatable draws.
+        chunk_size: passed to :func:`log_aggregate_density`.
+
+    Returns:
+        The estimate as a float (nats).
+
+    Raises:
+        TypeError: codes that are not numbers, a non-integer ``num_samples`` or seed.
+        ValueError: bad or mismatched shapes, NaN or inf, ``num_samples < 1``, a negative seed.
+    """
+    z_mean, z_log_var = _checks.as_posteriors(z_mean, z_log_var)
+    num_samples = _checks.check_whole_number("num_samples", num_samples, 1)
+    rng = np.random.default_rng(_checks.check_seed(seed))
+    codes = rng.standard_normal((num_samples, z_mean.shape[1]))
+    log_q = log_aggregate_density(codes, z_mean, z_log_var, chunk_size=chunk_size)
+    return float(np.mean(log_prior_density(codes) - log_q))
+
+
 # ----------------------------------------------------------------------------- sampling
 
 
