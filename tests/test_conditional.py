@@ -221,7 +221,7 @@ def test_conditional_samples_on_real_mnist_are_recognised_as_their_label():
         pytest.skip("no MNIST data directory: set VAE_KERAS_DATA to run the end-to-end test")
     (x_train, y_train), (x_test, y_test) = vk.load_mnist(data_dir)
     keras.utils.set_random_seed(0)
-    # Notebook 08's fast settings: a small code (4 dimensions) leaves the class to the label.
+    # Notebook 09's fast settings: a small code (4 dimensions) leaves the class to the label.
     model = vk.ConditionalVAE(latent_dim=4, num_classes=10, hidden_units=(256,), seed=0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
     model.fit(vk.make_dataset(x_train[:20000], 128, binarize=True, seed=0, labels=y_train[:20000]),

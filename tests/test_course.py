@@ -98,8 +98,20 @@ def test_show_seed_table_prints_the_table_and_steps_aside_under_the_seed_script(
 
 def test_the_staleness_check_finds_tables_that_show_seed_table_loads(tmp_path):
     notebook = tmp_path / "05_x.ipynb"
-    _write_notebook(notebook, [("vk.course.show_seed_table('05', ['x'])", [])])
+    _write_notebook(notebook, [("SEED = 0", ["parameters"]), ("vk.course.show_seed_table('05', ['x'])", [])])
     assert "does not exist" in course.seed_table_problems(notebook, tmp_path)[0]
+
+
+def test_a_notebook_with_a_seed_table_must_let_the_script_set_its_seed(tmp_path):
+    # Without a cell tagged 'parameters', papermill puts SEED above the notebook's own SEED = 0,
+    # and every run of the seed script is seed 0: a table of three identical rows.
+    notebook = tmp_path / "05_x.ipynb"
+    _write_notebook(notebook, [("SEED = 0", []), ("vk.course.show_seed_table('05', ['x'])", [])])
+    assert "no cell tagged 'parameters'" in course.seed_table_problems(notebook, tmp_path)[0]
+    _write_notebook(notebook, [("EPOCHS = 3", ["parameters"]), ("SEED = 0", [])])
+    assert "does not set SEED" in course.seed_parameter_problem(notebook)
+    _write_notebook(notebook, [("FAST = True\nSEED = 0", ["parameters"])])
+    assert course.seed_parameter_problem(notebook) is None
 
 
 def test_a_missing_seed_table_says_how_to_make_it(tmp_path):

@@ -48,12 +48,15 @@ def run_seeds(notebook, seeds, fast=False, keep=None, timeout=3600, kernel=None)
     """Run ``notebook`` once per seed; return ``[(seed, recorded values), ...]``.
 
     Raises:
-        RuntimeError: a run failed, or recorded nothing (the notebook calls no
-            ``vk.course.record``).
+        RuntimeError: the notebook has no ``parameters`` cell setting ``SEED``, a run
+            failed, or recorded nothing (the notebook calls no ``vk.course.record``).
     """
     import papermill
 
     notebook = pathlib.Path(notebook)
+    problem = course.seed_parameter_problem(notebook)
+    if problem:  # papermill would run every seed with the notebook's own SEED, silently
+        raise RuntimeError(problem)
     runs = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in seeds:

@@ -309,7 +309,10 @@ def seed_table_problems(notebook_path, folder=None):
     notebook = json.loads(notebook_path.read_text())
     code = "\n".join(_cell_source(c) for c in notebook["cells"] if c["cell_type"] == "code")
     problems = []
-    for name in re.findall(r"course\.(?:show_)?seed_table\(\s*[\"'](\w+)[\"']", code):
+    names = re.findall(r"course\.(?:show_)?seed_table\(\s*[\"'](\w+)[\"']", code)
+    if names and seed_parameter_problem(notebook_path):
+        problems.append(seed_parameter_problem(notebook_path))
+    for name in names:
         path = seed_table_path(name, folder)
         command = f"python tools/seed_table.py notebooks/{notebook_path.name} --seeds 0 1 2"
         if not path.is_file():
@@ -329,11 +332,32 @@ def seed_table_problems(notebook_path, folder=None):
     return problems
 
 
+def seed_parameter_problem(notebook_path):
+    """Why the seed script could not set this notebook's seed, or ``None`` when it can.
+
+    papermill passes ``SEED`` by adding a cell after the one tagged ``parameters``;
+    without that tag it adds the cell at the top, where the notebook's own
+    ``SEED = 0`` overrides it, and every "seed" of the table is the same run.
+    """
+    import re
+
+    notebook = json.loads(pathlib.Path(notebook_path).read_text())
+    for cell in notebook["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            if re.search(r"^SEED\s*=", _cell_source(cell), re.MULTILINE):
+                return None
+            return (f"{pathlib.Path(notebook_path).name}: the cell tagged 'parameters' does not "
+                    f"set SEED; set SEED = 0 in it, so the seed script can change it.")
+    return (f"{pathlib.Path(notebook_path).name} has no cell tagged 'parameters': tag the "
+            f"cell that sets SEED = 0 (cell metadata: \"tags\": [\"parameters\"]), or every run "
+            f"of the seed script uses the same seed.")
+
+
 def running_under_seed_script():
     """Whether this process is one of the seed script's runs (``VAE_KERAS_RECORD`` is set)."""
     return bool(os.environ.get(RECORD_VARIABLE))
 
 
 __all__ = ["setup", "record", "seed_table", "show_seed_table", "SeedTable", "code_hash", "seed_table_path",
-           "make_table", "seed_table_problems", "running_under_seed_script"]
+           "make_table", "seed_table_problems", "seed_parameter_problem", "running_under_seed_script"]
 
