@@ -10,7 +10,7 @@ per image.
 A row with a mixture (``mixture``, ``iwae_k2_mixture``, ``deep_warmup_mixture``,
 the recommended one) stops training one minute early, fits a Gaussian mixture to
 one code drawn from each training image's posterior (an ex-post learned prior,
-notebook 10) with ``vae.fit_prior_mixture``, the code ``vae-keras train --prior
+notebook 11) with ``vae.fit_prior_mixture``, the code ``vae-keras train --prior
 mixture:50`` runs, and evaluates the bound with the model's prior, now the mixture:
 the likelihood of the model that ``vae.sample(n)`` then samples from.
 
@@ -53,6 +53,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 import reference_vae  # noqa: E402
@@ -81,7 +82,7 @@ CONFIGS = {
                     anneal="cosine", lever="cosine + IWAE training objective, k = 2"),
     "warmup": dict(model=DENSE, batch_size=128, learning_rate=1e-3, anneal="cosine",
                    warmup_epochs=5, lever="cosine + KL warm-up over 5 epochs"),
-    # An ex-post learned prior (notebook 10): a Gaussian mixture fitted by EM to one code
+    # An ex-post learned prior (notebook 11): a Gaussian mixture fitted by EM to one code
     # drawn from q(z|x) per training image, then used as p(z) in the bound. The EM fit
     # is part of the budget: training stops MIXTURE_RESERVE_MINUTES early to pay for it.
     "mixture": dict(model=DENSE, batch_size=128, learning_rate=1e-3, anneal="cosine",
@@ -104,6 +105,12 @@ CONFIGS["deep_warmup"] = dict(CONFIGS["deep"], warmup_epochs=5,
 CONFIGS["deep_warmup_mixture"] = dict(
     CONFIGS["deep_warmup"], mixture_components=50,
     lever="deep_warmup + ex-post Gaussian mixture prior, 50 components")
+# A prior that trains with the model (Tomczak & Welling 2018) in place of the ex-post mixture:
+# K pseudo-inputs started from K training images, as in notebook 11, section 7. Each step also
+# encodes the K pseudo-inputs, so the budget buys fewer epochs.
+CONFIGS["deep_warmup_vamp"] = dict(
+    CONFIGS["deep_warmup"], vamp_components=100,
+    lever="deep_warmup + a VampPrior of 100 pseudo-inputs, trained with the model")
 CONFIGS["recommended"] = CONFIGS["deep_warmup_mixture"]
 MIXTURE_RESERVE_MINUTES = 1.0
 ABLATION = ["baseline", "cosine", "cosine_lr2e-3", "batch256", "iwae_k2_lr2e-3", "wide", "iwae_k2",
@@ -139,7 +146,13 @@ def train(name, images, minutes, seed):
     callbacks = [budget]
     if config.get("warmup_epochs"):
         callbacks.append(vk.KLWarmup(config["warmup_epochs"]))
-    model = vk.VAE(**config["model"])
+    prior = None
+    if config.get("vamp_components"):
+        starts = np.random.default_rng(seed).choice(len(images), config["vamp_components"],
+                                                    replace=False)
+        prior = vk.priors.VampPrior(config["vamp_components"], initial_images=images[starts],
+                                    seed=seed)
+    model = vk.VAE(**config["model"], prior=prior)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     model.fit(vk.make_dataset(images, config["batch_size"], binarize=True, seed=seed),
               epochs=100_000, verbose=0, callbacks=callbacks)

@@ -72,7 +72,7 @@ def test_latent_dim_must_be_a_positive_integer(latent_dim, error):
 
 
 def test_unknown_names_list_the_choices():
-    with pytest.raises(ValueError, match=r"\['bernoulli', 'gaussian'\]"):
+    with pytest.raises(ValueError, match=r"\['bernoulli', 'gaussian', 'continuous_bernoulli'\]"):
         vk.VAE(latent_dim=2, likelihood="poisson")
     with pytest.raises(ValueError, match=r"\['dense', 'conv'\]"):
         vk.VAE(latent_dim=2, architecture="resnet")
