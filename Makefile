@@ -13,6 +13,8 @@
 #                                               if missing (tools/build_python.sh)
 #   make test-backends                          the core tests under JAX and PyTorch (Keras 3's
 #                                               other backends), in .venv with both installed
+#   make test-backends-and-floor                those and the floor's unit tests side by side
+#                                               (what .ci/run does after `make test`)
 # Point VAE_KERAS_DATA at a folder holding mnist/ and fashion-mnist/ to work offline.
 
 PYTHON ?= python3
@@ -82,6 +84,18 @@ backend-pairs: $(BIN)/.backends
 backend-notebook: $(BIN)/.backends
 	KERAS_BACKEND=jax VAE_KERAS_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax \
 		--nbval-current-env -p no:cacheprovider notebooks/02_vae.ipynb
+
+# CI's second half: the backend parts and the floor's unit tests (PYTEST_ARGS='-m "not slow"'
+# there), two at a time, longest first. The floor's environment must be built already
+# (SETUP_ONLY=1 tools/test_versions.sh floor). Side by side they finish sooner than one after
+# the other: the JAX part compiles on one core, the floor's tests leave the other busy.
+floor-unit:
+	PYTHON=$(PYTHON) NOTEBOOKS=0 tools/test_versions.sh floor -m "not slow"
+
+.PHONY: floor-unit test-backends-and-floor
+test-backends-and-floor: $(BIN)/.backends
+	$(MAKE) --no-print-directory -j2 --output-sync=target floor-unit backend-jax backend-pairs \
+		backend-torch backend-notebook
 
 # `make -k test-matrix` goes on to the next set when one fails.
 test-matrix: $(VERSION_SETS:%=test-%)
