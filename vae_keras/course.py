@@ -310,8 +310,9 @@ def seed_table_problems(notebook_path, folder=None):
     code = "\n".join(_cell_source(c) for c in notebook["cells"] if c["cell_type"] == "code")
     problems = []
     names = re.findall(r"course\.(?:show_)?seed_table\(\s*[\"'](\w+)[\"']", code)
-    if names and seed_parameter_problem(notebook_path):
-        problems.append(seed_parameter_problem(notebook_path))
+    parameter_problem = seed_parameter_problem(notebook_path) if names else None
+    if parameter_problem:
+        problems.append(parameter_problem)
     for name in names:
         path = seed_table_path(name, folder)
         command = f"python tools/seed_table.py notebooks/{notebook_path.name} --seeds 0 1 2"

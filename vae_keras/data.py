@@ -498,11 +498,11 @@ def gather_batches(batches, pixels, binarize, labels=None, dequantize=False):
 
     def gather(batch_indices, noise_seed):
         batch = tf.gather(pixels, batch_indices)
-        if binarize:
+        if binarize or dequantize:
             uniform = tf.random.stateless_uniform(tf.shape(batch), seed=noise_seed)
+        if binarize:
             batch = tf.cast(uniform < batch, tf.float32)
         elif dequantize:
-            uniform = tf.random.stateless_uniform(tf.shape(batch), seed=noise_seed)
             levels = tf.round(batch * (PIXEL_LEVELS - 1))
             top = tf.experimental.numpy.nextafter((levels + 1) / PIXEL_LEVELS, 0.0)  # own bin
             batch = tf.minimum((levels + uniform) / PIXEL_LEVELS, top)
