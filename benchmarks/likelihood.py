@@ -111,6 +111,16 @@ CONFIGS["deep_warmup_mixture"] = dict(
 CONFIGS["deep_warmup_vamp"] = dict(
     CONFIGS["deep_warmup"], vamp_components=100,
     lever="deep_warmup + a VampPrior of 100 pseudo-inputs, trained with the model")
+# Two stochastic layers (Burda et al. 2015; Tomczak & Welling's HVAE): the code's prior is a
+# second VAE over it, a top code of 16 dimensions with two tanh layers of 256 each way, trained
+# with the model (vk.priors.HierarchicalPrior). The bound is then the two-layer IWAE bound.
+CONFIGS["deep_warmup_hierarchical"] = dict(
+    CONFIGS["deep_warmup"], hierarchical_top_dim=16,
+    lever="deep_warmup + a second stochastic layer (16-d top code), trained with the model")
+# The IWAE objective on the recommended network, with the mixture after training.
+CONFIGS["deep_warmup_iwae_k2_mixture"] = dict(
+    CONFIGS["deep_warmup_mixture"], model=dict(CONFIGS["deep"]["model"], importance_samples=2),
+    lever="deep_warmup_mixture + IWAE training objective, k = 2")
 CONFIGS["recommended"] = CONFIGS["deep_warmup_mixture"]
 MIXTURE_RESERVE_MINUTES = 1.0
 ABLATION = ["baseline", "cosine", "cosine_lr2e-3", "batch256", "iwae_k2_lr2e-3", "wide", "iwae_k2",
@@ -152,6 +162,8 @@ def train(name, images, minutes, seed):
                                                     replace=False)
         prior = vk.priors.VampPrior(config["vamp_components"], initial_images=images[starts],
                                     seed=seed)
+    if config.get("hierarchical_top_dim"):
+        prior = vk.priors.HierarchicalPrior(config["hierarchical_top_dim"], seed=seed)
     model = vk.VAE(**config["model"], prior=prior)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     model.fit(vk.make_dataset(images, config["batch_size"], binarize=True, seed=seed),

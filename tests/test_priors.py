@@ -84,6 +84,70 @@ def test_vamp_prior_log_prob_is_the_mean_of_the_pseudo_inputs_posteriors():
     np.testing.assert_allclose(stacked, np.stack([expected, expected]), rtol=1e-4, atol=1e-4)
 
 
+def linear_gaussian_hierarchy(exact_inference=True):
+    """A hierarchical prior whose p(z) has a closed form, and that closed form.
+
+    With no hidden layers and a constant variance, ``p(z | u) = N(W u + b, s^2 I)``, so
+    ``p(z) = N(b, W W^T + s^2 I)``. W's columns are orthogonal, which makes the true
+    posterior ``p(u | z)`` a Gaussian with a diagonal covariance: ``q(u | z)`` can be set
+    to it exactly (every draw's weight is then ``p(z)``), or left wrong.
+    """
+    prior = priors.HierarchicalPrior(3, hidden_units=(), seed=0, latent_dim=4)
+    rng = np.random.default_rng(0)
+    columns, _ = np.linalg.qr(rng.standard_normal((4, 3)))
+    scales, offset, noise_var = np.array([1.5, 0.7, 0.3]), rng.standard_normal(4), 0.25
+    weights = columns * scales
+    mean_layer, log_var_layer = prior.generative_layers
+    mean_layer.set_weights([weights.T, offset])
+    log_var_layer.set_weights([np.zeros((3, 4)), np.full(4, np.log(noise_var))])
+    posterior_var = 1.0 / (1.0 + scales**2 / noise_var)
+    gain = posterior_var[:, None] * weights.T / noise_var  # E[u | z] = gain (z - b)
+    if not exact_inference:
+        gain, posterior_var = 0.5 * gain, 2.0 * posterior_var
+    mean_layer, log_var_layer = prior.inference_layers
+    mean_layer.set_weights([gain.T, -gain @ offset])
+    log_var_layer.set_weights([np.zeros((4, 3)), np.log(posterior_var)])
+    return prior, stats.multivariate_normal(offset, weights @ weights.T + noise_var * np.eye(4))
+
+
+def test_hierarchical_prior_log_prob_matches_the_closed_form_of_a_linear_hierarchy():
+    prior, reference = linear_gaussian_hierarchy(exact_inference=True)
+    z = 2.0 * np.random.default_rng(1).standard_normal((2, 5, 4)).astype(np.float32)
+    # With the true posterior as q(u | z) the one-draw estimate is exact, whatever u is drawn.
+    for _ in range(2):
+        np.testing.assert_allclose(numpy(prior.log_prob(z)), reference.logpdf(z),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_hierarchical_prior_estimate_is_a_bound_that_tightens_with_more_draws():
+    prior, reference = linear_gaussian_hierarchy(exact_inference=False)
+    z = np.random.default_rng(2).standard_normal((400, 4)).astype(np.float32)
+    exact = reference.logpdf(z)
+    gaps = {}
+    for draws in (1, 64):
+        estimate = priors.HierarchicalPrior.from_config(
+            dict(prior.get_config(), inner_samples=draws))
+        estimate.set_weights(prior.get_weights())
+        gaps[draws] = float(np.mean(exact - numpy(estimate.log_prob(z))))
+    # Below log p(z) on average (a lower bound), and tighter with 64 draws than with one.
+    assert gaps[1] > 0.05 and 0 < gaps[64] < 0.5 * gaps[1], gaps
+
+
+def test_an_untrained_hierarchical_prior_is_the_standard_normal():
+    vae = toy_vae(priors.HierarchicalPrior(2, seed=0))
+    z = np.random.default_rng(3).standard_normal((6, 2)).astype(np.float32)
+    np.testing.assert_allclose(numpy(vae.prior.log_prob(z)),
+                               stats.norm().logpdf(z).sum(axis=1), atol=1e-5)
+
+
+def test_hierarchical_prior_samples_have_the_closed_forms_moments():
+    prior, reference = linear_gaussian_hierarchy()
+    draws = prior.sample(100000, seed=0).astype(np.float64)
+    np.testing.assert_allclose(draws.mean(axis=0), reference.mean, atol=0.03)
+    np.testing.assert_allclose(np.cov(draws.T), reference.cov, atol=0.05)
+    np.testing.assert_array_equal(prior.sample(10, seed=1), prior.sample(10, seed=1))
+
+
 # ----------------------------------------------------------------------------- sampling
 
 
@@ -169,18 +233,31 @@ def _round_trip(model, tmp_path):
     return keras.saving.load_model(path)
 
 
-@pytest.mark.parametrize("kind", ["normal", "mixture", "vamp"])
+@pytest.mark.parametrize("kind", ["normal", "mixture", "vamp", "hierarchical"])
 def test_a_saved_model_loads_with_its_prior(kind, codes, tmp_path):
     prior = {"normal": None, "vamp": priors.VampPrior(3, seed=2),
-             "mixture": priors.GaussianMixture.fit(codes, 3, seed=0)}[kind]
+             "mixture": priors.GaussianMixture.fit(codes, 3, seed=0),
+             "hierarchical": trained_hierarchical_prior()}[kind]
     vae = toy_vae(prior)
     loaded = _round_trip(vae, tmp_path)
     assert type(loaded.prior) is type(vae.prior) and priors.describe(loaded.prior) == (
-        {"normal": "normal", "mixture": "mixture:3", "vamp": "vamp:3"}[kind])
+        {"normal": "normal", "mixture": "mixture:3", "vamp": "vamp:3",
+         "hierarchical": "hierarchical:2"}[kind])
+    # The hierarchical prior's estimate draws top codes: its seed state is saved too, so
+    # the loaded prior's next draws are the saved one's.
     z = np.random.default_rng(0).standard_normal((6, 2)).astype(np.float32)
     np.testing.assert_allclose(numpy(loaded.prior.log_prob(z)), numpy(vae.prior.log_prob(z)),
                                rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(loaded.sample(4, seed=1), vae.sample(4, seed=1), atol=1e-5)
+
+
+def trained_hierarchical_prior():
+    """A hierarchical prior for 2-D codes whose networks are not at their zero start."""
+    prior = priors.HierarchicalPrior(2, hidden_units=(8,), seed=4, latent_dim=2)
+    rng = np.random.default_rng(5)
+    for weight in prior.weights:
+        weight.assign(0.5 * rng.standard_normal(weight.shape).astype(np.float32))
+    return prior
 
 
 def test_files_saved_before_priors_load_with_the_standard_normal():
@@ -218,6 +295,35 @@ def test_the_vamp_priors_pseudo_inputs_train_with_the_model(importance_samples):
     history = vae.fit(make_bar_images(64, seed=1), epochs=1, batch_size=32, verbose=0)
     assert np.isfinite(history.history["loss"][-1]) and np.isfinite(history.history["kl_loss"][-1])
     assert np.abs(numpy(vae.prior.pseudo_inputs_variable) - before).max() > 1e-4
+
+
+@pytest.mark.parametrize("importance_samples", [1, 2])
+def test_the_hierarchical_priors_networks_train_with_the_model(importance_samples):
+    keras.utils.set_random_seed(0)
+    vae = vk.VAE(latent_dim=2, image_shape=TOY_SHAPE, hidden_units=(16,),
+                 importance_samples=importance_samples,
+                 prior=priors.HierarchicalPrior(2, hidden_units=(8,), seed=0))
+    before = [numpy(w) for w in vae.prior.trainable_weights]
+    assert len(before) == 12 and all(any(w is v for v in vae.trainable_weights)
+                                    for w in vae.prior.trainable_weights)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = vae.fit(make_bar_images(64, seed=1), epochs=1, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["loss"][-1]) and np.isfinite(history.history["kl_loss"][-1])
+    moved = [np.abs(numpy(w) - b).max() for w, b in zip(vae.prior.trainable_weights, before)]
+    assert min(moved) > 1e-5, moved  # the zero output layers too: they start, not stay, at 0
+
+
+def test_bad_hierarchical_prior_arguments_are_refused():
+    with pytest.raises(ValueError, match="top_dim must be >= 1"):
+        priors.HierarchicalPrior(0)
+    with pytest.raises(TypeError, match="hidden_units must be a list of widths"):
+        priors.HierarchicalPrior(4, hidden_units=256)
+    with pytest.raises(TypeError, match="hidden_units must be a list of widths"):
+        priors.HierarchicalPrior(4, hidden_units=(256, 0))
+    with pytest.raises(ValueError, match="inner_samples must be >= 1"):
+        priors.HierarchicalPrior(4, inner_samples=0)
+    with pytest.raises(ValueError, match="codes of size 3, but the model's codes have size 2"):
+        toy_vae(priors.HierarchicalPrior(2, latent_dim=3))
 
 
 def test_fit_prior_mixture_fits_codes_drawn_from_the_posteriors():
@@ -305,7 +411,7 @@ def test_a_trainable_prior_after_the_optimizer_is_built_is_refused():
 @pytest.mark.parametrize("text", ["gauss", "mixture", "mixture:", "mixture:ten", "vamp:5x",
                                   "normal:3", ""])
 def test_unparsable_prior_text_names_the_forms(text):
-    with pytest.raises(ValueError, match="mixture:K or vamp:K"):
+    with pytest.raises(ValueError, match="mixture:K, vamp:K or hierarchical:D"):
         run_settings.parse_prior(text)
 
 
@@ -314,3 +420,6 @@ def test_prior_text_parses_to_priors():
     assert isinstance(priors.parse("normal"), priors.StandardNormal)
     assert priors.describe(priors.parse("vamp:500")) == "vamp:500"
     assert not priors.parse("mixture:50").fitted
+    assert priors.describe(priors.parse("hierarchical:8")) == "hierarchical:8"
+    with pytest.raises(ValueError, match="D must be >= 1"):
+        run_settings.parse_prior("hierarchical:0")

@@ -5,7 +5,8 @@ The pieces, one module each:
 - ``layers``: :class:`Sampling`, the reparameterization trick.
 - ``architectures``: dense and convolutional encoder/decoder builders.
 - ``models``: :class:`Autoencoder` and :class:`VAE` (``train_step`` adds the KL term).
-- ``priors``: the VAE's prior p(z), saved with it: standard normal, Gaussian mixture, VampPrior.
+- ``priors``: the VAE's prior p(z), saved with it: standard normal, Gaussian mixture,
+  VampPrior, a second stochastic layer (HierarchicalPrior).
 - ``course``: the notebooks' instruments: a quiet start, recorded values, seed tables.
 - ``settings``: a training run's settings and their checks (no TensorFlow needed).
 - ``conditional``: :class:`ConditionalVAE`, a VAE that draws a chosen class.

@@ -139,8 +139,9 @@ def _add_train_parser(commands):
     train.add_argument("--prior", type=_parsed(_prior_text, "prior"),
                        help="p(z): normal; mixture:K, K Gaussians fitted by EM to the training "
                             "images' codes after training and saved in model.keras (evaluate "
-                            "and sample use it); or vamp:K, a VampPrior of K pseudo-inputs "
-                            "trained with the model")
+                            "and sample use it); vamp:K, a VampPrior of K pseudo-inputs "
+                            "trained with the model; or hierarchical:D, a second stochastic "
+                            "layer with a top code of D dimensions, trained with the model")
     train.add_argument("--likelihood", choices=list(run_settings.LIKELIHOODS),
                        help="p(x | z): bernoulli for binarized images; gaussian or "
                             "continuous_bernoulli for grey levels")

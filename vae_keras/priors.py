@@ -25,6 +25,10 @@ The priors:
   2018), ``p(z) = (1/K) sum_k q(z | u_k)``, the mean of the encoder's posteriors at K
   learned pseudo-inputs ``u_k``: trainable weights of the images' shape, trained with
   the model by every backend's train step.
+- :class:`HierarchicalPrior`: a second stochastic layer (Burda et al. 2015's two-layer
+  model, Tomczak & Welling's HVAE): ``p(z) = integral p(z | u) N(u; 0, I) du`` with a top
+  code ``u``, a network for ``p(z | u)`` and its own encoder ``q(u | z)``, trained with the
+  model. Its ``log_prob`` is an estimate (one draw of ``u`` per call), not an exact value.
 
 A VAE holds one as ``vae.prior`` (``VAE(prior=...)``); the model checks that it fits
 its codes and images when it is given (:meth:`Prior.bind`).
@@ -40,6 +44,7 @@ import numpy as np
 from keras import ops
 
 from vae_keras import _checks, losses
+from vae_keras.layers import SeedStateMixin
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -475,11 +480,157 @@ class VampPrior(Prior):
         return config
 
 
+# Log-variances of the hierarchical prior's Gaussians are clipped to this range: a variance
+# of e^-8 is already far tighter than any posterior of a trained model, and the clip keeps an
+# early, wild step from making log p(z) overflow.
+HIERARCHICAL_LOG_VAR_RANGE = (-8.0, 4.0)
+
+
+@keras.saving.register_keras_serializable(package="vae_keras")
+class HierarchicalPrior(SeedStateMixin, Prior):
+    """A second stochastic layer: the code's prior is itself a small VAE, trained with the model.
+
+    ``p(z) = integral p(z | u) N(u; 0, I) du``: a top code ``u`` of ``top_dim``
+    dimensions, a dense network for ``p(z | u) = N(mean(u), diag(var(u)))``, and its
+    own encoder ``q(u | z)`` (dense, Gaussian) to infer ``u`` from a code. With the
+    VAE's ``q(z | x)`` and ``p(x | z)`` this is Burda et al. (2015)'s model with two
+    stochastic layers (Tomczak & Welling's HVAE has the same generative chain).
+
+    ``p(z)`` has no closed form, so :meth:`log_prob` returns an estimate: with
+    ``u_m ~ q(u | z)``, ``log (1/M) sum_m p(z | u_m) N(u_m; 0, I) / q(u_m | z)`` for
+    ``M = inner_samples`` draws (a fresh draw at every call, from the layer's own
+    seed stream). It is a lower bound on ``log p(z)`` in expectation, and its
+    exponential is unbiased for ``p(z)``. So, with ``M = 1``:
+
+    - the VAE's ELBO, ``log p(x | z) + log_prob(z) - log q(z | x)``, is exactly the
+      two-layer ELBO, and training maximizes it;
+    - the VAE's importance-weighted bound over K codes (``vae.nll``) is the two-layer
+      IWAE bound over K joint draws ``(z_k, u_k)``: a valid bound on ``log p(x)``,
+      comparable with the one-layer models' bounds.
+
+    The output layers start at zero, so an untrained prior is exactly ``N(0, I)``
+    (``p(z | u) = N(0, I)`` and ``q(u | z) = N(0, I)``: the estimate is then exact);
+    training moves it from there.
+
+    Args:
+        top_dim: size of the top code ``u``, >= 1.
+        hidden_units: widths of the dense (tanh) layers of each of the two networks.
+        inner_samples: M, draws of ``u`` per call of :meth:`log_prob` (1 in training,
+            as Burda et al.; more gives a tighter estimate of ``log p(z)``).
+        seed: optional int for the draws of ``u``.
+        latent_dim: the code size; taken from the model if None.
+        **kwargs: passed to ``keras.layers.Layer``.
+
+    Raises:
+        TypeError, ValueError: a ``top_dim`` or ``inner_samples`` that is not a whole
+            number >= 1, or ``hidden_units`` that are not widths >= 1.
+    """
+
+    def __init__(self, top_dim=16, hidden_units=(256, 256), inner_samples=1, seed=None,
+                 latent_dim=None, **kwargs):
+        super().__init__(latent_dim=latent_dim, **kwargs)
+        self.top_dim = _checks.check_whole_number("top_dim", top_dim)
+        if isinstance(hidden_units, (str, numbers.Number)) or not all(
+                isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
+                for w in hidden_units):
+            raise TypeError(f"hidden_units must be a list of widths >= 1 such as (256, 256), "
+                            f"got {hidden_units!r}.")
+        self.hidden_units = tuple(int(w) for w in hidden_units)
+        self.inner_samples = _checks.check_whole_number("inner_samples", inner_samples)
+        self.seed = _checks.check_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._networks_made = False
+        if self.latent_dim is not None:
+            self._make_networks()
+
+    def _make_networks(self):
+        def network(name, inputs, outputs):
+            widths = (inputs,) + self.hidden_units
+            stack = []
+            for i, units in enumerate(self.hidden_units):
+                dense = keras.layers.Dense(units, activation="tanh", dtype="float32",
+                                           name=f"{name}_hidden_{i}")
+                dense.build((None, widths[i]))
+                stack.append(dense)
+            for part in ("mean", "log_var"):
+                # Zero output layers: the network starts as N(0, I), whatever it is fed.
+                dense = keras.layers.Dense(outputs, kernel_initializer="zeros", dtype="float32",
+                                           name=f"{name}_{part}")
+                dense.build((None, widths[-1]))
+                stack.append(dense)
+            return stack
+
+        self.generative_layers = network("p_z_given_u", self.top_dim, self.latent_dim)
+        self.inference_layers = network("q_u_given_z", self.latent_dim, self.top_dim)
+        self._networks_made = True
+
+    def bind(self, model):
+        """Check the code size against ``model``; build the two networks if it was unknown."""
+        super().bind(model)
+        if not self._networks_made:
+            self._make_networks()
+
+    @staticmethod
+    def _gaussian(stack, inputs):
+        hidden = inputs
+        for dense in stack[:-2]:
+            hidden = dense(hidden)
+        low, high = HIERARCHICAL_LOG_VAR_RANGE
+        return stack[-2](hidden), ops.clip(stack[-1](hidden), low, high)
+
+    def generative(self, u):
+        """``(mean, log_var)`` of ``p(z | u)`` for top codes ``u`` of shape ``(n, top_dim)``."""
+        return self._gaussian(self.generative_layers, u)
+
+    def inference(self, z):
+        """``(mean, log_var)`` of ``q(u | z)`` for codes ``z`` of shape ``(n, latent_dim)``."""
+        return self._gaussian(self.inference_layers, z)
+
+    def log_prob(self, z):
+        """An estimate of ``log p(z)`` over ``inner_samples`` fresh draws of ``u ~ q(u | z)``.
+
+        Shape ``z.shape[:-1]``; see the class docstring for what it bounds.
+        """
+        z = ops.convert_to_tensor(z, dtype="float32")
+        codes = ops.reshape(z, (-1, self.latent_dim))
+        u_mean, u_log_var = self.inference(codes)
+        draws = self.inner_samples
+        noise = keras.random.normal((draws,) + tuple(ops.shape(u_mean)), dtype="float32",
+                                    seed=self.seed_generator)
+        u = u_mean[None] + ops.exp(0.5 * u_log_var)[None] * noise  # (M, n, top_dim)
+        z_mean, z_log_var = self.generative(ops.reshape(u, (-1, self.top_dim)))
+        shape = (draws, -1, self.latent_dim)
+        log_weights = (losses.diagonal_gaussian_log_prob(
+                           codes[None], ops.reshape(z_mean, shape), ops.reshape(z_log_var, shape))
+                       + losses.standard_normal_log_prob(u)
+                       - losses.diagonal_gaussian_log_prob(u, u_mean[None], u_log_var[None]))
+        log_density = ops.logsumexp(log_weights, axis=0) - math.log(draws)
+        return ops.reshape(log_density, ops.shape(z)[:-1])
+
+    def sample(self, num_samples, seed=None):
+        """Codes from the prior: ``u ~ N(0, I)``, then ``z ~ p(z | u)``."""
+        num_samples = self._check_count(num_samples)
+        seed = _checks.check_seed(seed)
+        rng = _generator(seed)
+        u = rng.standard_normal((num_samples, self.top_dim)).astype(np.float32)
+        z_mean, z_log_var = (np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
+                             for x in self.generative(ops.convert_to_tensor(u)))
+        noise = rng.standard_normal((num_samples, self.latent_dim))
+        return (z_mean + np.exp(0.5 * z_log_var) * noise).astype(np.float32)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(top_dim=self.top_dim, hidden_units=list(self.hidden_units),
+                      inner_samples=self.inner_samples, seed=self.seed)
+        return config
+
+
 def parse(text):
-    """A prior from its command-line name: ``normal``, ``mixture:K`` or ``vamp:K``.
+    """A prior from its --prior text: ``normal``, ``mixture:K``, ``vamp:K``, ``hierarchical:D``.
 
     ``mixture:K`` returns an unfitted :class:`GaussianMixture` (fitted after
-    training); ``vamp:K`` a :class:`VampPrior` with K pseudo-inputs.
+    training); ``vamp:K`` a :class:`VampPrior` with K pseudo-inputs;
+    ``hierarchical:D`` a :class:`HierarchicalPrior` with a top code of D dimensions.
 
     Raises:
         ValueError: text that is none of these (see :func:`vae_keras.settings.parse_prior`).
@@ -489,17 +640,22 @@ def parse(text):
     kind, count = settings.parse_prior(text)
     if kind == "normal":
         return StandardNormal()
+    if kind == "hierarchical":
+        return HierarchicalPrior(count)
     return GaussianMixture(count) if kind == "mixture" else VampPrior(count)
 
 
 def describe(prior):
-    """A prior's command-line name: ``"normal"``, ``"mixture:50"``, ``"vamp:500"``, or its class."""
+    """A prior's command-line name: ``"normal"``, ``"mixture:50"``, ``"vamp:500"``,
+    ``"hierarchical:16"``, or its class."""
     if isinstance(prior, StandardNormal):
         return "normal"
     if isinstance(prior, GaussianMixture):
         return f"mixture:{prior.num_components}"
     if isinstance(prior, VampPrior):
         return f"vamp:{prior.num_components}"
+    if isinstance(prior, HierarchicalPrior):
+        return f"hierarchical:{prior.top_dim}"
     return type(prior).__name__
 
 
@@ -518,5 +674,5 @@ def as_prior(prior, latent_dim=None):
     if hasattr(prior, "means_") and hasattr(prior, "precisions_cholesky_"):
         return GaussianMixture.from_sklearn(prior, latent_dim)
     raise TypeError(f"prior must be a vae_keras.priors prior (StandardNormal, GaussianMixture, "
-                    f"VampPrior) or a fitted sklearn GaussianMixture; got "
+                    f"VampPrior, HierarchicalPrior) or a fitted sklearn GaussianMixture; got "
                     f"{type(prior).__name__}.")

@@ -20,7 +20,8 @@ resumed run with other settings than the saved ones, a damaged checkpoint.
 With ``prior="mixture:K"`` the best model gets a Gaussian mixture of K components,
 fitted by EM to one code drawn from each training image's posterior after training
 (:meth:`vae_keras.VAE.fit_prior_mixture`) and saved in ``model.keras``, before the
-test evaluation; ``prior="vamp:K"`` trains a VampPrior with the model.
+test evaluation; ``prior="vamp:K"`` trains a VampPrior with the model, and
+``prior="hierarchical:D"`` a second stochastic layer (:class:`~vae_keras.priors.HierarchicalPrior`).
 
 With ``conditional=True`` the model is a :class:`~vae_keras.ConditionalVAE`
 trained on image-label pairs, evaluated on ``log p(x | y)``, and
@@ -338,7 +339,11 @@ def build_model(settings):
     """
     options = dict(num_classes=NUM_CLASSES) if settings.conditional else {}
     kind, components = run_settings.parse_prior(settings.prior)
-    prior = priors.VampPrior(components, seed=settings.seed) if kind == "vamp" else None
+    prior = None  # N(0, I); a mixture replaces it after training
+    if kind == "vamp":
+        prior = priors.VampPrior(components, seed=settings.seed)
+    elif kind == "hierarchical":
+        prior = priors.HierarchicalPrior(components, seed=settings.seed)
     model = (conditional.ConditionalVAE if settings.conditional else models.VAE)(
         latent_dim=settings.latent_dim, architecture=settings.architecture,
         likelihood=settings.likelihood, beta=settings.beta,

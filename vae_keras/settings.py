@@ -50,9 +50,11 @@ VERBOSITIES = (0, 1, 2)  # Keras fit's verbose
 RECOMMENDED_TRAIN_ARGS = ("--latent-dim", "32", "--hidden-units", "512,256,256",
                           "--warmup-epochs", "5", "--time-budget", "9", "--prior", "mixture:50",
                           "--validation-size", "0")
-# The priors of --prior: "normal", "mixture:K" (fitted after training), "vamp:K" (trained).
-PRIOR_KINDS = ("normal", "mixture", "vamp")
-PRIOR_FORMS = "normal, mixture:K or vamp:K (K a whole number >= 1, e.g. mixture:50, vamp:500)"
+# The priors of --prior: "normal", "mixture:K" (fitted after training), "vamp:K" (trained),
+# "hierarchical:D" (a second stochastic layer with a top code of D dimensions, trained).
+PRIOR_KINDS = ("normal", "mixture", "vamp", "hierarchical")
+PRIOR_FORMS = ("normal, mixture:K, vamp:K or hierarchical:D (K, D whole numbers >= 1, e.g. "
+               "mixture:50, vamp:500, hierarchical:16)")
 
 # The files of a run's folder (vae_keras.runs.TrainingCheckpoint writes the first three).
 MODEL_FILE, CHECKPOINT_FILE, STATE_FILE = "model.keras", "checkpoint.keras", "checkpoint.json"
@@ -130,11 +132,12 @@ def parse_prior(text):
     kind, colon, count = text.strip().lower().partition(":")
     if kind == "normal" and not colon:
         return "normal", None
-    if kind in ("mixture", "vamp") and count.strip().lstrip("-").isdigit():
+    if kind in PRIOR_KINDS[1:] and count.strip().lstrip("-").isdigit():
         components = int(count)
         if components < 1:
-            raise ValueError(f"prior={text!r} (--prior): K must be >= 1 (K = {components} "
-                             f"components is no distribution); e.g. {kind}:50.")
+            letter, example = ("D", 16) if kind == "hierarchical" else ("K", 50)
+            raise ValueError(f"prior={text!r} (--prior): {letter} must be >= 1 ({letter} = "
+                             f"{components} is no distribution); e.g. {kind}:{example}.")
         return kind, components
     raise ValueError(f"prior={text!r} (--prior) is not understood: give {PRIOR_FORMS}.")
 
