@@ -1,6 +1,6 @@
 # The two commands of the README's quick start:
 #   make train   set up .venv, then train a VAE on MNIST (the main job)
-#   make test    set up .venv, then run the unit tests and the notebooks (nbval, fast mode)
+#   make test    set up .venv, then the unit tests and the notebooks (nbval, fast mode) side by side
 # The tested version sets (README, "Tested versions"), each in its own .venvs/SET:
 #   make test-floor / test-colab / test-pinned   install the set, then `pip install -e ".[test]"`,
 #                                               check TensorFlow was kept, run the unit tests
@@ -38,7 +38,12 @@ setup: $(BIN)/.installed
 train: setup
 	$(BIN)/vae-keras train $(TRAIN_ARGS)
 
-test: unit notebooks
+# The unit tests and the notebooks side by side (each part's output is printed whole when it
+# ends): both spend most of their time in small TensorFlow steps that keep about one core busy,
+# so on a 2-core machine the pair ends about when the notebooks alone would (benchmarks/README.md,
+# "CI's time"). `make unit` and `make notebooks` run one of them.
+test: setup
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit notebooks
 
 unit: setup
 	$(BIN)/python -m pytest tests
