@@ -79,6 +79,15 @@ def test_a_vamp_prior_run_builds_a_model_whose_pseudo_inputs_train():
         run_settings.RunSettings(prior="vamp:4", conditional=True).check()
 
 
+def test_a_hierarchical_prior_run_builds_a_model_whose_second_layer_trains():
+    settings = run_settings.RunSettings(latent_dim=2, hidden_units=[8], prior="hierarchical:3")
+    model = vk.runs.build_model(settings)
+    assert isinstance(model.prior, vk.priors.HierarchicalPrior) and model.prior.top_dim == 3
+    prior_weights = model.prior.trainable_weights
+    assert prior_weights and all(any(w is v for v in model.trainable_weights)
+                                 for w in prior_weights)
+
+
 def test_the_recommended_configuration_is_one_command_and_the_benchmarks_row():
     import importlib.util
 
