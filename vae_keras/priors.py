@@ -539,8 +539,7 @@ class HierarchicalPrior(SeedStateMixin, Prior):
         self.inner_samples = _checks.check_whole_number("inner_samples", inner_samples)
         self.seed = _checks.check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._networks_made = False
-        if self.latent_dim is not None:
+        if self.latent_dim is not None:  # else bind() makes them, with the model's code size
             self._make_networks()
 
     def _make_networks(self):
@@ -562,12 +561,12 @@ class HierarchicalPrior(SeedStateMixin, Prior):
 
         self.generative_layers = network("p_z_given_u", self.top_dim, self.latent_dim)
         self.inference_layers = network("q_u_given_z", self.latent_dim, self.top_dim)
-        self._networks_made = True
 
     def bind(self, model):
         """Check the code size against ``model``; build the two networks if it was unknown."""
+        size_was_unknown = self.latent_dim is None
         super().bind(model)
-        if not self._networks_made:
+        if size_was_unknown:
             self._make_networks()
 
     @staticmethod
@@ -625,12 +624,13 @@ class HierarchicalPrior(SeedStateMixin, Prior):
         return config
 
 
-def parse(text):
+def parse(text, seed=None):
     """A prior from its --prior text: ``normal``, ``mixture:K``, ``vamp:K``, ``hierarchical:D``.
 
     ``mixture:K`` returns an unfitted :class:`GaussianMixture` (fitted after
     training); ``vamp:K`` a :class:`VampPrior` with K pseudo-inputs;
     ``hierarchical:D`` a :class:`HierarchicalPrior` with a top code of D dimensions.
+    ``seed`` seeds the two priors that train (their starting noise, their draws).
 
     Raises:
         ValueError: text that is none of these (see :func:`vae_keras.settings.parse_prior`).
@@ -641,8 +641,8 @@ def parse(text):
     if kind == "normal":
         return StandardNormal()
     if kind == "hierarchical":
-        return HierarchicalPrior(count)
-    return GaussianMixture(count) if kind == "mixture" else VampPrior(count)
+        return HierarchicalPrior(count, seed=seed)
+    return GaussianMixture(count) if kind == "mixture" else VampPrior(count, seed=seed)
 
 
 def describe(prior):

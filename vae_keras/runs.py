@@ -338,12 +338,11 @@ def build_model(settings):
     model trains with the standard normal.
     """
     options = dict(num_classes=NUM_CLASSES) if settings.conditional else {}
-    kind, components = run_settings.parse_prior(settings.prior)
-    prior = None  # N(0, I); a mixture replaces it after training
-    if kind == "vamp":
-        prior = priors.VampPrior(components, seed=settings.seed)
-    elif kind == "hierarchical":
-        prior = priors.HierarchicalPrior(components, seed=settings.seed)
+    kind, _ = run_settings.parse_prior(settings.prior)
+    # N(0, I) for normal and mixture (the mixture replaces it after training); a prior that
+    # trains with the model (vamp, hierarchical) is made here, seeded like the run.
+    prior = (None if kind in ("normal", "mixture")
+             else priors.parse(settings.prior, seed=settings.seed))
     model = (conditional.ConditionalVAE if settings.conditional else models.VAE)(
         latent_dim=settings.latent_dim, architecture=settings.architecture,
         likelihood=settings.likelihood, beta=settings.beta,
